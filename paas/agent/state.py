@@ -1,0 +1,30 @@
+"""The dyno states the agent publishes, and how others read them."""
+
+from __future__ import annotations
+
+import json
+
+import redis
+
+from paas import keys
+
+
+def publish(r: redis.Redis, app: str, dynos: dict[str, str]) -> None:
+    """Replace the app's published dynos with {dyno id: JSON state}."""
+    pipe = r.pipeline()
+    pipe.delete(keys.dynos(app))
+    if dynos:
+        pipe.hset(keys.dynos(app), mapping=dynos)
+    pipe.execute()
+
+
+def read(r: redis.Redis, app: str) -> list[dict]:
+    """The app's dynos as the agent last published them, sorted by name."""
+    raw = r.hgetall(keys.dynos(app))
+    found = [json.loads(v) for v in raw.values()]
+    return sorted(found, key=lambda d: (d["type"], int(d["name"].rsplit(".", 1)[1]),
+                                        d.get("release", 0)))
+
+
+def forget(r: redis.Redis, app: str) -> None:
+    r.delete(keys.dynos(app))

@@ -1,0 +1,154 @@
+"""The build job: check out a pushed commit, run the buildpacks, store the slug, release it.
+
+Runs in the RQ build worker. Every line of output goes to the build's Redis
+stream as it is produced, so the pusher sees the build live. A PaasError at
+any step ends the build with its message; nothing that serves traffic changes
+until the release has deployed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import redis
+
+from paas import events, procfile, releases
+from paas.build import buildpack
+from paas.build.output import BuildOutput
+from paas.config import Settings, redis_client, settings
+from paas.errors import BuildFailed, PaasError
+from paas.store import App, Build, Release, Store
+
+log = logging.getLogger(__name__)
+
+STACK = "host"
+BUILD_TIMEOUT = float(os.environ.get("PAAS_BUILD_TIMEOUT", "900"))
+#: How long the push waits for the new release's dynos (boot timeout plus slack).
+DEPLOY_TIMEOUT = float(os.environ.get("PAAS_BOOT_TIMEOUT", "60")) + 60
+
+
+def run_build(build_id: int) -> None:
+    """RQ entry point."""
+    s = settings()
+    store = Store(s.db_path)
+    r = redis_client(s)
+    build = store.build(build_id)
+    app = store.app_by_id(build.app_id)
+    out = BuildOutput(r, build_id)
+    workdir = s.builds_dir / str(build_id)
+    store.set_build_status(build_id, "building")
+    events.emit(r, app.name, events.BUILD_STARTED, proc="build", build=build_id,
+                commit=build.commit_sha[:7])
+    try:
+        release = Builder(s, store, r, app, build, out, workdir).run()
+    except PaasError as exc:
+        for line in exc.message.splitlines():
+            out.line(f" !     {line}")
+        if store.build(build_id).status != "succeeded":
+            store.set_build_status(build_id, "failed", exc.message)
+            events.emit(r, app.name, events.BUILD_FAILED, proc="build", build=build_id)
+        out.end("failed", exc.message.splitlines()[0] if exc.message else "build failed")
+    except Exception:
+        log.exception("build %s of %s failed", build_id, app.name)
+        out.line(" !     The build failed on an internal error; the platform's log has details.")
+        store.set_build_status(build_id, "failed", "internal error")
+        out.end("failed", "internal error")
+    else:
+        out.end("succeeded", f"v{release.version}")
+    finally:
+        store.set_build_output(build_id, out.text())
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+class Builder:
+    def __init__(self, s: Settings, store: Store, r: redis.Redis, app: App, build: Build,
+                 out: BuildOutput, workdir: Path) -> None:
+        self.s, self.store, self.r = s, store, r
+        self.app, self.build, self.out = app, build, out
+        self.workdir = workdir
+
+    def run(self) -> Release:
+        sha, out = self.build.commit_sha, self.out
+        branch = self.build.ref.removeprefix("refs/heads/")
+        out.line(f"-----> Building {self.app.name} from {branch} ({sha[:7]})")
+        src = self.workdir / "app"
+        self._checkout(src)
+        declared = self._read_procfile(src)
+        process_types = self._compile(src, declared)
+        slug = self._store_slug(src)
+        self.store.set_build_status(self.build.id, "succeeded")
+        events.emit(self.r, self.app.name, events.BUILD_SUCCEEDED, proc="build",
+                    build=self.build.id)
+        user = self.store.user_by_name(self.build.user) if self.build.user else None
+        release = releases.create(
+            self.store, self.r, self.app,
+            description=f"Deploy {sha[:7]}",
+            user=user,
+            build=self.build,
+            slug=str(slug),
+            commit_sha=sha,
+            process_types=process_types,
+        )
+        out.line(f"-----> Launching v{release.version}...")
+        if release.status == "pending":
+            release = releases.wait(self.store, self.app, release, DEPLOY_TIMEOUT)
+        out.line(f"       Released v{release.version}")
+        out.line(f"       {self.s.app_url(self.app.name)} deployed")
+        return release
+
+    def _checkout(self, dest: Path) -> None:
+        dest.mkdir(parents=True)
+        proc = subprocess.Popen(
+            ["git", "--git-dir", str(self.s.repo_path(self.app.name)), "archive",
+             "--format=tar", self.build.commit_sha],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert proc.stdout is not None
+        with tarfile.open(fileobj=proc.stdout, mode="r|") as archive:
+            archive.extractall(dest, filter="data")
+        _, err = proc.communicate()
+        if proc.returncode != 0:
+            raise BuildFailed(f"could not check out {self.build.commit_sha[:7]}: "
+                              f"{err.decode(errors='replace').strip()}")
+
+    def _read_procfile(self, src: Path) -> dict[str, str]:
+        path = src / "Procfile"
+        if not path.is_file():
+            return {}
+        return procfile.parse(path.read_text(errors="replace"))
+
+    def _compile(self, src: Path, declared: dict[str, str]) -> dict[str, str]:
+        tools = buildpack.ensure_tools(self.s.tools_dir)
+        env = buildpack.build_env([tools])
+        env.update({"STACK": STACK, "SOURCE_VERSION": self.build.commit_sha})
+        bp, name = buildpack.detect(src, buildpack.builtin_buildpacks(), env)
+        self.out.line(f"-----> {name} app detected")
+        cache = self.s.cache_dir / self.app.name
+        cache.mkdir(parents=True, exist_ok=True)
+        buildpack.compile(bp, src, cache, self.store.config_vars(self.app), env,
+                          emit=self.out.line, timeout=BUILD_TIMEOUT)
+        defaults = buildpack.release(bp, src, env)
+        self.out.line("-----> Discovering process types")
+        if declared:
+            self.out.line(f"       Procfile declares types     -> {', '.join(declared)}")
+        if defaults:
+            self.out.line(f"       Default types for buildpack -> {', '.join(defaults)}")
+        process_types = {**defaults, **declared}
+        if not process_types:
+            raise BuildFailed(
+                "no process types: add a Procfile with a web process, "
+                "for example `web: gunicorn app:app`"
+            )
+        return process_types
+
+    def _store_slug(self, src: Path) -> Path:
+        slug = self.s.slugs_dir / self.app.name / f"b{self.build.id}"
+        slug.parent.mkdir(parents=True, exist_ok=True)
+        src.rename(slug)
+        return slug

@@ -1,0 +1,55 @@
+"""Errors a user can meet.
+
+Each carries an `id` and an HTTP status so the same error becomes a clean CLI
+line, an API error body `{"id": ..., "message": ...}` and a `remote:` line on
+`git push`, never a traceback.
+"""
+
+from __future__ import annotations
+
+
+class PaasError(Exception):
+    id = "error"
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict[str, str]:
+        return {"id": self.id, "message": self.message}
+
+
+class InvalidInput(PaasError):
+    id = "invalid_params"
+    status = 422
+
+
+class NotFound(PaasError):
+    id = "not_found"
+    status = 404
+
+
+class Conflict(PaasError):
+    id = "conflict"
+    status = 409
+
+
+class Unauthorized(PaasError):
+    id = "unauthorized"
+    status = 401
+
+
+class Forbidden(PaasError):
+    id = "forbidden"
+    status = 403
+
+
+class BuildFailed(PaasError):
+    id = "build_failed"
+    status = 422
+
+
+class DeployFailed(PaasError):
+    id = "deploy_failed"
+    status = 422

@@ -1,0 +1,1 @@
+"""Git over HTTP: dulwich's smart-HTTP server behind token auth, deploying on push."""

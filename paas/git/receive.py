@@ -1,0 +1,120 @@
+"""The receive-pack handler that turns a push to the deploy branch into a deploy.
+
+dulwich stores the pack, then asks `_on_update` about each ref before moving
+it. For `main` or `master` that is where the build runs: its output streams to
+the pusher over the git sideband as `remote:` lines, and a failed build or
+deploy answers the ref with `ng`, so git prints `! [remote rejected]` and the
+branch (like the running app) stays where it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import redis
+from dulwich.protocol import SIDE_BAND_CHANNEL_PROGRESS, Protocol
+from dulwich.repo import Repo
+from dulwich.server import Backend, ReceivePackHandler
+
+from paas import keys
+from paas.build import jobs, output, worker
+from paas.store import App, Store, User
+
+log = logging.getLogger(__name__)
+
+DEPLOY_REFS = (b"refs/heads/main", b"refs/heads/master")
+ZERO_SHA = b"0" * 40
+#: How long a push waits for another push to the same app to finish.
+LOCK_WAIT = 600.0
+
+
+@dataclass
+class PushContext:
+    app: App
+    user: User
+    store: Store
+    r: redis.Redis
+
+
+class AppBackend(Backend):
+    """Serves exactly one app's repository, whatever path dulwich asks for."""
+
+    def __init__(self, repo_path: str, ctx: PushContext) -> None:
+        self.repo_path = repo_path
+        self.ctx = ctx
+
+    def open_repository(self, path: str) -> Repo:
+        return Repo(self.repo_path)
+
+
+class DeployingReceivePackHandler(ReceivePackHandler):
+    def __init__(self, backend: AppBackend, args: list[bytes], proto: Protocol,
+                 **kwargs: bool) -> None:
+        super().__init__(backend, args, proto, **kwargs)
+        self.ctx = backend.ctx
+        self._lock: redis.lock.Lock | None = None
+
+    def _apply_pack(self, refs: list) -> Iterator[tuple[bytes, bytes]]:  # type: ignore[override]
+        try:
+            yield from super()._apply_pack(refs)
+        finally:
+            if self._lock is not None:
+                try:
+                    self._lock.release()
+                except redis.exceptions.LockError:
+                    log.warning("push lock of %s had expired", self.ctx.app.name)
+                self._lock = None
+
+    def _progress(self, text: str) -> None:
+        if self.has_capability(b"side-band-64k") or self.has_capability(b"side-band"):
+            self.proto.write_sideband(SIDE_BAND_CHANNEL_PROGRESS, text.encode() + b"\n")
+
+    def _on_update(self, ref: bytes, old_sha: bytes, new_sha: bytes) -> bytes | None:
+        if ref not in DEPLOY_REFS:
+            if new_sha != ZERO_SHA:
+                self._progress(f"Stored {ref.decode()}; only main and master deploy.")
+            return None
+        if new_sha == ZERO_SHA:
+            return b"the deploy branch cannot be deleted; destroy the app instead"
+        reason = self._deploy(ref, old_sha, new_sha)
+        return reason.encode() if reason else None
+
+    def _deploy(self, ref: bytes, old_sha: bytes, new_sha: bytes) -> str | None:
+        """Build and release `new_sha`; the rejection reason, or None when it serves."""
+        app = self.ctx.app
+        if not self._acquire_lock():
+            return f"another push to {app.name} is still deploying; push again when it finishes"
+        current = self.repo.refs.as_dict().get(ref, ZERO_SHA)
+        if current != old_sha:
+            return f"{ref.decode()} moved while this push waited; fetch, merge and push again"
+        build = self.ctx.store.create_build(app, self.ctx.user, new_sha.decode(), ref.decode())
+        worker.enqueue(self.ctx.r, build.id)
+        deadline = time.monotonic() + jobs.BUILD_TIMEOUT + jobs.DEPLOY_TIMEOUT + 120
+        for item in output.follow(self.ctx.r, build.id):
+            if isinstance(item, output.BuildEnd):
+                if item.status == "succeeded":
+                    # Clones check out the branch that deploys.
+                    self.repo.refs.set_symbolic_ref(b"HEAD", ref)
+                    return None
+                return item.reason or "build failed"
+            if item is not None:
+                self._progress(item)
+            elif time.monotonic() > deadline:
+                return "the build did not finish in time; is the build worker running?"
+        return "build failed"
+
+    def _acquire_lock(self) -> bool:
+        lock = self.ctx.r.lock(
+            keys.push_lock(self.ctx.app.name),
+            timeout=jobs.BUILD_TIMEOUT + jobs.DEPLOY_TIMEOUT + 300,
+        )
+        if not lock.acquire(blocking=False):
+            self._progress(f"-----> Another push to {self.ctx.app.name} is deploying; "
+                           "waiting for it to finish")
+            if not lock.acquire(blocking=True, blocking_timeout=LOCK_WAIT):
+                return False
+        self._lock = lock
+        return True

@@ -1,0 +1,54 @@
+"""Every Redis key and channel name the platform uses, built in one place.
+
+Redis holds only what can be rebuilt from SQLite and the running host: the
+build queue, the route table, log and event streams, dyno states and
+heartbeats. Two features that touch the same data meet here, so a typo
+cannot make them disagree.
+"""
+
+from __future__ import annotations
+
+PREFIX = "paas"
+
+#: RQ queue that build jobs go to.
+BUILD_QUEUE = "builds"
+
+
+def routes() -> str:
+    """Hash: app name -> JSON route entry (see `paas.routes`)."""
+    return f"{PREFIX}:routes"
+
+
+def routes_channel() -> str:
+    """Pub/sub channel: a message (the app name) each time an app's route changes."""
+    return f"{PREFIX}:routes:changed"
+
+
+def agent_wake_channel() -> str:
+    """Pub/sub channel the agent listens on; any message makes it converge at once."""
+    return f"{PREFIX}:agent:wake"
+
+
+def app_log(app: str) -> str:
+    """Stream of an app's log lines: fields ts, source, proc, line."""
+    return f"{PREFIX}:log:{app}"
+
+
+def build_log(build_id: int) -> str:
+    """Stream of a build's output lines; the last entry carries `end`."""
+    return f"{PREFIX}:build:{build_id}:log"
+
+
+def push_lock(app: str) -> str:
+    """Lock held while a push to the app is built and its ref updated."""
+    return f"{PREFIX}:lock:push:{app}"
+
+
+def dynos(app: str) -> str:
+    """Hash: dyno name -> JSON state published by the agent."""
+    return f"{PREFIX}:dynos:{app}"
+
+
+def heartbeat(component: str) -> str:
+    """String with a TTL, refreshed by a running component (agent, router, worker)."""
+    return f"{PREFIX}:heartbeat:{component}"

@@ -1,0 +1,78 @@
+"""An app's log stream: dyno output, router lines and platform events in one place.
+
+Entries live in a capped Redis stream per app. Each has `ts` (unix seconds,
+float), `source` (`app`, `router` or `paas`), `proc` (`web.1`, `router`,
+`build` …) and `line`. They are formatted the way Heroku shows them:
+`2026-11-26T23:10:00.123456+00:00 app[web.1]: hello`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import redis
+
+from paas import keys
+
+MAX_LINES = 10_000
+
+
+@dataclass(frozen=True)
+class LogLine:
+    id: str
+    ts: float
+    source: str
+    proc: str
+    line: str
+
+    def format(self) -> str:
+        stamp = datetime.fromtimestamp(self.ts, UTC).isoformat()
+        return f"{stamp} {self.source}[{self.proc}]: {self.line}"
+
+
+def append(r: redis.Redis, app: str, source: str, proc: str, line: str) -> None:
+    r.xadd(
+        keys.app_log(app),
+        {"ts": repr(time.time()), "source": source, "proc": proc, "line": line},
+        maxlen=MAX_LINES,
+        approximate=True,
+    )
+
+
+def _decode(entry_id: bytes, fields: dict[bytes, bytes]) -> LogLine:
+    return LogLine(
+        id=entry_id.decode(),
+        ts=float(fields.get(b"ts", b"0")),
+        source=fields.get(b"source", b"app").decode(),
+        proc=fields.get(b"proc", b"").decode(),
+        line=fields.get(b"line", b"").decode("utf-8", "replace"),
+    )
+
+
+def recent(r: redis.Redis, app: str, count: int = 100) -> list[LogLine]:
+    """The last `count` lines, oldest first."""
+    entries = r.xrevrange(keys.app_log(app), count=count)
+    return [_decode(i, f) for i, f in reversed(entries)]
+
+
+def follow(
+    r: redis.Redis, app: str, after: str = "$", block_ms: int = 5000
+) -> Iterator[LogLine | None]:
+    """Yield lines as they arrive after entry `after`; yields None on each idle period
+    so a streaming caller can send a keep-alive or notice a closed client."""
+    last = after
+    while True:
+        batch = r.xread({keys.app_log(app): last}, block=block_ms, count=500)
+        if not batch:
+            yield None
+            continue
+        for entry_id, fields in batch[0][1]:
+            last = entry_id.decode()
+            yield _decode(entry_id, fields)
+
+
+def delete(r: redis.Redis, app: str) -> None:
+    r.delete(keys.app_log(app))
