@@ -1,0 +1,100 @@
+"""The SQLite store: apps, tokens, releases and formation as the rest of the platform sees them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from paas.errors import Conflict, NotFound
+from paas.store import Store
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> Store:
+    s = Store(tmp_path / "paas.db")
+    s.migrate()
+    return s
+
+
+def test_migrate_is_idempotent(tmp_path: Path) -> None:
+    first = Store(tmp_path / "p.db")
+    first.migrate()
+    first.create_user("admin", is_admin=True)
+    again = Store(tmp_path / "p.db")
+    again.migrate()
+    assert again.user_by_name("admin") is not None
+
+
+def test_tokens_are_stored_hashed_and_resolve_to_their_user(store: Store) -> None:
+    user = store.create_user("ann")
+    token = store.create_token(user.id)
+    assert store.user_for_token(token) == user
+    assert store.user_for_token(token + "x") is None
+    raw = Path(store.path).read_bytes()
+    assert token.encode() not in raw
+
+
+def test_app_names_are_unique_and_missing_apps_say_what_to_do(store: Store) -> None:
+    owner = store.create_user("ann")
+    store.create_app("hello", owner.id)
+    with pytest.raises(Conflict):
+        store.create_app("hello", owner.id)
+    with pytest.raises(NotFound) as err:
+        store.app("nope")
+    assert "paas apps" in err.value.message
+
+
+def test_access_is_for_the_owner_and_admins(store: Store) -> None:
+    ann, bob = store.create_user("ann"), store.create_user("bob")
+    admin = store.create_user("root", is_admin=True)
+    app = store.create_app("hello", ann.id)
+    assert store.can_access(ann, app) and store.can_access(admin, app)
+    assert not store.can_access(bob, app)
+    assert [a.name for a in store.apps(bob)] == []
+    assert [a.name for a in store.apps(ann)] == ["hello"]
+
+
+def test_config_updates_set_and_unset(store: Store) -> None:
+    app = store.create_app("hello", store.create_user("ann").id)
+    store.update_config(app, {"A": "1", "B": "2"})
+    assert store.update_config(app, {"A": None, "B": "3"}) == {"B": "3"}
+
+
+def test_releases_number_up_and_the_first_web_gets_one_dyno(store: Store) -> None:
+    app = store.create_app("hello", store.create_user("ann").id)
+    v1 = store.create_release(app, description="Deploy a", user=None, config={"A": "1"},
+                              slug="/s/1", process_types={"web": "w", "worker": "x"})
+    assert v1.version == 1 and v1.status == "pending"
+    assert store.formation(app) == {"web": 1, "worker": 0}
+    store.set_formation(app, {"web": 3})
+    v2 = store.create_release(app, description="Deploy b", user=None, config={},
+                              slug="/s/2", process_types={"web": "w"})
+    assert v2.version == 2
+    assert store.formation(app)["web"] == 3, "a later release keeps the chosen scale"
+
+
+def test_release_for_deploy_skips_failed_and_current_is_newest_succeeded(store: Store) -> None:
+    app = store.create_app("hello", store.create_user("ann").id)
+    made = [
+        store.create_release(app, description=f"d{i}", user=None, config={}, slug=f"/s/{i}",
+                             process_types={"web": "w"})
+        for i in range(3)
+    ]
+    store.set_release_status(made[0], "succeeded")
+    store.set_release_status(made[2], "failed", "boom")
+    assert store.release_for_deploy(app).version == 2
+    assert store.current_release(app).version == 1
+    store.set_release_status(made[1], "succeeded")
+    assert store.current_release(app).version == 2
+    assert store.release(app, 3).status_reason == "boom"
+
+
+def test_deleting_an_app_removes_its_rows(store: Store) -> None:
+    owner = store.create_user("ann")
+    app = store.create_app("hello", owner.id)
+    store.update_config(app, {"A": "1"})
+    store.delete_app(app)
+    assert store.find_app("hello") is None
+    again = store.create_app("hello", owner.id)
+    assert store.config_vars(again) == {}
