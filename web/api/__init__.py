@@ -65,8 +65,11 @@ def paas_error(exc: PaasError) -> ResponseReturnValue:
     return jsonify(exc.to_dict()), exc.status
 
 
-@api.errorhandler(HTTPException)
+@api.app_errorhandler(HTTPException)
 def http_error(exc: HTTPException) -> ResponseReturnValue:
+    # Registered app-wide because a path that matches no route never reaches the blueprint.
+    if not request.path.startswith("/api/"):
+        return exc
     ids = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
     message = exc.description or exc.name
     if exc.code == 404:
