@@ -1,0 +1,1 @@
+"""The `paas` command-line client; it talks to the platform only through the REST API."""
