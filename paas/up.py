@@ -55,8 +55,11 @@ class Child:
     next_start: float = field(default=0.0)
 
     def start(self, env: dict[str, str]) -> None:
+        # A neutral working directory: Python puts it on sys.path, so a stray `web/` or
+        # `router/` folder wherever `paas up` was started must not shadow ours.
         self.proc = subprocess.Popen(
-            self.argv, env=env, start_new_session=True, preexec_fn=_die_with_parent
+            self.argv, env=env, cwd=env["PAAS_HOME"], start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         self.started = time.monotonic()
         log.info("started %s (pid %d)", self.name, self.proc.pid)
@@ -174,7 +177,7 @@ class Platform:
         self.children = [
             Child("web", [
                 py, "-m", "gunicorn", "--worker-class", "gthread", "--workers", "2",
-                "--threads", "16", "--bind", f"unix:{self.s.web_socket}",
+                "--threads", "16", "--bind", f"unix:{self.s.web_socket}", "--chdir", str(self.s.home),
                 "--timeout", "120", "--graceful-timeout", "10", "--log-level", "warning",
                 "web:create_app()",
             ]),

@@ -127,8 +127,7 @@ class Builder:
         tools = buildpack.ensure_tools(self.s.tools_dir)
         env = buildpack.build_env([tools])
         env.update({"STACK": STACK, "SOURCE_VERSION": self.build.commit_sha})
-        bp, name = buildpack.detect(src, buildpack.builtin_buildpacks(), env)
-        self.out.line(f"-----> {name} app detected")
+        bp, _ = buildpack.detect(src, buildpack.builtin_buildpacks(), env)
         cache = self.s.cache_dir / self.app.name
         cache.mkdir(parents=True, exist_ok=True)
         buildpack.compile(bp, src, cache, self.store.config_vars(self.app), env,

@@ -79,7 +79,7 @@ def scaled(
 
 def _running(formation: Sequence[Mapping[str, Any]], wanted: Mapping[str, int]) -> str:
     quantities = {**wanted, **{f["type"]: f["quantity"] for f in formation if f["type"] in wanted}}
-    return ", ".join(f"{kind} at {quantities[kind]}:" for kind in sorted(wanted, key=_type_order))
+    return ", ".join(f"{kind} at {quantities[kind]}" for kind in sorted(wanted, key=_type_order))
 
 
 @click.command("ps")

@@ -488,7 +488,7 @@ def test_ps_scale_patches_the_formation_and_waits_for_dynos(platform: FakePlatfo
     body = platform.calls("PATCH", "/api/apps/demo/formation")[0]["json"]
     assert body == {"updates": [{"type": "web", "quantity": 2}]}
     assert len(platform.calls("GET", "/api/apps/demo/dynos")) == 3
-    assert "Scaling dynos... done, now running web at 2:" in result.stdout
+    assert "Scaling dynos... done, now running web at 2\n" in result.stdout
 
 
 def test_ps_scale_rejects_junk(platform: FakePlatform) -> None:
