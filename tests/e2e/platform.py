@@ -111,9 +111,10 @@ class Platform:
         return requests.get(self.url + path, headers={"Host": "localhost"}, timeout=10,
                             **kwargs)
 
-    def api(self, method: str, path: str, **kwargs: object) -> requests.Response:
-        headers = {"Host": "localhost", "Authorization": f"Bearer {self.token}"}
-        return requests.request(method, self.url + "/api" + path, headers=headers,
+    def api(self, method: str, path: str, headers: dict[str, str] | None = None,
+            **kwargs: object) -> requests.Response:
+        sent = {"Host": "localhost", "Authorization": f"Bearer {self.token}", **(headers or {})}
+        return requests.request(method, self.url + "/api" + path, headers=sent,
                                 timeout=30, **kwargs)
 
     def get_app(self, app: str, path: str = "/") -> requests.Response:

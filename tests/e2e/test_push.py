@@ -37,18 +37,18 @@ def page(platform: Platform) -> str:
 def test_first_push_streams_the_build_and_the_app_answers(platform: Platform, repo: Path) -> None:
     config = (repo / ".git" / "config").read_text()
     assert platform.token not in config, "the token must not be written into .git/config"
-    push = subprocess.Popen(
-        ["git", "push", "paas", "main"], cwd=repo, env=platform.env(),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    assert push.stderr is not None
     seen_while_running = False
     lines = []
-    for line in push.stderr:
-        lines.append(line)
-        if "Python app detected" in line and push.poll() is None:
-            seen_while_running = True
-    assert push.wait(600) == 0, "".join(lines) + platform.log()
+    with subprocess.Popen(
+        ["git", "push", "paas", "main"], cwd=repo, env=platform.env(),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    ) as push:
+        assert push.stderr is not None
+        for line in push.stderr:
+            lines.append(line)
+            if "Python app detected" in line and push.poll() is None:
+                seen_while_running = True
+    assert push.returncode == 0, "".join(lines) + platform.log()
     output = "".join(lines)
     assert "remote: -----> Python app detected" in output
     assert seen_while_running, "build output must reach the pusher while the build runs"
