@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.platform import (
     Platform,
+    commit_change,
     free_port,
     make_app_repo,
     processes_mentioning,
@@ -96,3 +98,55 @@ def test_stop_leaves_no_process_and_start_brings_apps_back(
     finally:
         own.stop()
     assert processes_mentioning(str(own.home)) == []
+
+
+def test_master_deploys_and_other_branches_are_only_stored(
+    platform: Platform, workdir: Path
+) -> None:
+    platform.cli("apps:create", "branches")
+    repo = make_app_repo(workdir / "src")
+    remote = platform.remote_url("branches", platform.token)
+    feature = platform.git("push", remote, "main:feature", cwd=repo)
+    assert "only main and master deploy" in feature.stderr
+    assert platform.api("GET", "/apps/branches/builds").json() == []
+    master = platform.git("push", remote, "main:master", cwd=repo)
+    assert "Released v1" in master.stderr
+    assert platform.get_app("branches").text.startswith("hello from web.1")
+    destroyed = platform.cli("apps:destroy", "branches", "--confirm", "branches")
+    assert destroyed.returncode == 0
+    wait_until(lambda: platform.get_app("branches").status_code == 404, timeout=30,
+               what="the destroyed app's host to be unknown")
+
+
+def test_concurrent_pushes_are_serialized_and_never_corrupt_the_repo(
+    platform: Platform, workdir: Path
+) -> None:
+    platform.cli("apps:create", "together")
+    first = make_app_repo(workdir / "first")
+    platform.git("push", platform.remote_url("together", platform.token), "main", cwd=first)
+    clones = []
+    for n in (1, 2):
+        clone = workdir / f"clone{n}"
+        platform.git("clone", "-q", platform.remote_url("together", platform.token), str(clone),
+                     cwd=workdir)
+        commit_change(clone, "app.py", "CODE_VERSION = ", f"CODE_VERSION = 'c{n}' or ",
+                      f"concurrent {n}")
+        clones.append(clone)
+    pushes = [
+        subprocess.Popen(["git", "push", "origin", "main"], cwd=clone, env=platform.env(),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for clone in clones
+    ]
+    results = [(p.wait(600), p.stderr.read()) for p in pushes]
+    for p in pushes:
+        p.stderr.close()
+    succeeded = [n for n, (code, _) in enumerate(results, start=1) if code == 0]
+    assert succeeded, results
+    for code, err in results:
+        if code != 0:
+            assert "moved while this push waited" in err or "still deploying" in err, err
+    repo_dir = platform.home / "repos" / "together.git"
+    fsck = subprocess.run(["git", "--git-dir", str(repo_dir), "fsck", "--no-progress"],
+                          capture_output=True, text=True)
+    assert fsck.returncode == 0, fsck.stderr
+    assert platform.get_app("together").text.endswith(f"code=c{succeeded[-1]}\n")

@@ -128,3 +128,4 @@ def test_members_can_clone_what_was_deployed(platform: Platform, repo: Path, wor
     clone = platform.git("clone", platform.remote_url(APP, platform.token), "copy", cwd=workdir)
     assert clone.returncode == 0
     assert (workdir / "copy" / "app.py").read_text() == (repo / "app.py").read_text()
+
