@@ -177,7 +177,8 @@ class Platform:
         self.children = [
             Child("web", [
                 py, "-m", "gunicorn", "--worker-class", "gthread", "--workers", "2",
-                "--threads", "16", "--bind", f"unix:{self.s.web_socket}", "--chdir", str(self.s.home),
+                "--threads", "16", "--bind", f"unix:{self.s.web_socket}",
+                "--chdir", str(self.s.home),
                 "--timeout", "120", "--graceful-timeout", "10", "--log-level", "warning",
                 "web:create_app()",
             ]),

@@ -1,0 +1,367 @@
+"""The router's pure core: host lookup, balancing, header rules, errors, log lines."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from paas.routes import Backend, Route
+from router import core
+
+DOMAIN = "paas.test"
+
+
+def table(**apps: tuple[str, ...]) -> core.RouteTable:
+    return core.RouteTable(
+        Route(app, tuple(Backend(f"web.{i + 1}", addr) for i, addr in enumerate(addrs)))
+        for app, addrs in apps.items()
+    )
+
+
+def headers_dict(headers: core.Headers) -> dict[bytes, list[bytes]]:
+    out: dict[bytes, list[bytes]] = {}
+    for name, value in headers:
+        out.setdefault(name.lower(), []).append(value)
+    return out
+
+
+def prepare(headers: core.Headers, **kw: object) -> core.RequestInfo:
+    args: dict[str, object] = {"peer": "10.0.0.7", "listen_port": 8080, "now": 1700000000.123}
+    args.update(kw)
+    return core.prepare_request(headers, **args)  # type: ignore[arg-type]
+
+
+# --- hosts --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Hello.PAAS.test", "hello.paas.test"),
+        ("hello.paas.test:8080", "hello.paas.test"),
+        ("hello.paas.test.", "hello.paas.test"),
+        ("hello.paas.test.:8080", "hello.paas.test"),
+        ("[::1]:8080", "[::1]"),
+        ("[::1]", "[::1]"),
+        ("127.0.0.1:80", "127.0.0.1"),
+        ("", ""),
+        (None, ""),
+    ],
+)
+def test_normalise_host(raw: str | None, expected: str) -> None:
+    assert core.normalise_host(raw) == expected
+
+
+def test_is_ip_host() -> None:
+    assert core.is_ip_host("127.0.0.1")
+    assert core.is_ip_host("[::1]")
+    assert core.is_ip_host("[2001:db8::5]")
+    assert not core.is_ip_host("localhost")
+    assert not core.is_ip_host("1.2.3")
+    assert not core.is_ip_host("[not-an-ip]")
+
+
+@pytest.mark.parametrize(
+    "raw", ["hello.paas.test", "HELLO.paas.test:8080", "hello.paas.test.", "Hello.Paas.Test."]
+)
+def test_app_host_finds_the_app(raw: str) -> None:
+    routes = table(hello=("127.0.0.1:5000",))
+    target = core.lookup(core.normalise_host(raw), DOMAIN, routes)
+    assert target.kind is core.Kind.APP
+    assert target.app == "hello"
+    assert target.route == routes.get("hello")
+
+
+@pytest.mark.parametrize(
+    "raw", ["paas.test", "PAAS.test:8080", "paas.test.", "localhost", "localhost:8080",
+            "127.0.0.1", "10.1.2.3:8080", "[::1]:8080", "[2001:db8::1]", "", None],
+)
+def test_platform_hosts(raw: str | None) -> None:
+    target = core.lookup(core.normalise_host(raw), DOMAIN, table(hello=("x:1",)))
+    assert target.kind is core.Kind.PLATFORM
+
+
+@pytest.mark.parametrize(
+    "raw", ["other.paas.test", "www.hello.paas.test", "example.com", "hello.paas.test.evil",
+            "xpaas.test", "hello.localhost"],
+)
+def test_unknown_hosts(raw: str) -> None:
+    target = core.lookup(core.normalise_host(raw), DOMAIN, table(hello=("x:1",)))
+    assert target.kind is core.Kind.UNKNOWN
+
+
+def test_localhost_domain_serves_apps_under_it() -> None:
+    routes = table(hello=("x:1",))
+    assert core.lookup("hello.localhost", "localhost", routes).app == "hello"
+    assert core.lookup("localhost", "localhost", routes).kind is core.Kind.PLATFORM
+
+
+def test_app_without_backends_is_still_the_app() -> None:
+    routes = core.RouteTable([Route("idle", ())])
+    target = core.lookup("idle.paas.test", DOMAIN, routes)
+    assert target.kind is core.Kind.APP
+    assert routes.pick("idle") is None
+
+
+# --- the table and round robin ------------------------------------------------------------
+
+
+def test_round_robin_over_three_backends() -> None:
+    routes = table(hello=("a:1", "b:2", "c:3"))
+    picked = [routes.pick("hello").addr for _ in range(7)]  # type: ignore[union-attr]
+    assert picked == ["a:1", "b:2", "c:3", "a:1", "b:2", "c:3", "a:1"]
+
+
+def test_round_robin_is_per_app() -> None:
+    routes = table(one=("a:1", "b:2"), two=("c:3", "d:4"))
+    assert routes.pick("one").addr == "a:1"  # type: ignore[union-attr]
+    assert routes.pick("two").addr == "c:3"  # type: ignore[union-attr]
+    assert routes.pick("one").addr == "b:2"  # type: ignore[union-attr]
+    assert routes.pick("two").addr == "d:4"  # type: ignore[union-attr]
+
+
+def test_update_remove_and_replace_all() -> None:
+    routes = table(one=("a:1", "b:2"))
+    routes.pick("one")
+    routes.update(Route("two", (Backend("web.1", "c:3"),)))
+    assert routes.apps() == ["one", "two"]
+    routes.remove("two")
+    assert "two" not in routes and routes.pick("two") is None
+    routes.replace_all({"one": Route("one", (Backend("web.1", "a:1"), Backend("web.2", "b:2")))})
+    # a resync keeps the app's place in its rotation instead of starting over
+    assert routes.pick("one").addr == "b:2"  # type: ignore[union-attr]
+    routes.replace_all({})
+    assert len(routes) == 0 and routes.pick("one") is None
+    routes.remove("absent")  # removing what isn't there is fine
+
+
+# --- request headers -----------------------------------------------------------------------
+
+
+def test_forwarding_headers_are_set() -> None:
+    info = prepare([(b"Host", b"Hello.paas.test:8080"), (b"Accept", b"*/*")], listen_port=8443)
+    h = headers_dict(info.headers)
+    assert info.host == "hello.paas.test"
+    assert h[b"host"] == [b"Hello.paas.test:8080"]  # the Host itself travels unchanged
+    assert h[b"accept"] == [b"*/*"]
+    assert h[b"x-forwarded-for"] == [b"10.0.0.7"]
+    assert h[b"x-forwarded-proto"] == [b"http"]
+    assert h[b"x-forwarded-port"] == [b"8443"]
+    assert h[b"x-request-start"] == [b"t=1700000000123"]
+    assert info.forwarded_for == "10.0.0.7"
+
+
+def test_client_forwarded_headers_are_not_trusted() -> None:
+    info = prepare([
+        (b"Host", b"a.paas.test"), (b"X-Forwarded-For", b"1.2.3.4"),
+        (b"x-forwarded-proto", b"https"), (b"X-Forwarded-Port", b"443"),
+        (b"X-Request-Start", b"t=1"),
+    ])
+    h = headers_dict(info.headers)
+    assert h[b"x-forwarded-for"] == [b"10.0.0.7"]
+    assert h[b"x-forwarded-proto"] == [b"http"]
+    assert h[b"x-forwarded-port"] == [b"8080"]
+    assert h[b"x-request-start"] == [b"t=1700000000123"]
+
+
+def test_trusted_proxy_keeps_and_appends_the_client_chain() -> None:
+    info = prepare(
+        [(b"X-Forwarded-For", b"1.2.3.4"), (b"X-Forwarded-For", b"5.6.7.8")],
+        trusted_proxies=frozenset({"10.0.0.7"}),
+    )
+    assert headers_dict(info.headers)[b"x-forwarded-for"] == [b"1.2.3.4, 5.6.7.8, 10.0.0.7"]
+    untrusted = prepare([(b"X-Forwarded-For", b"1.2.3.4")], trusted_proxies=frozenset({"9.9.9.9"}))
+    assert untrusted.forwarded_for == "10.0.0.7"
+
+
+def test_forwarded_for_function() -> None:
+    assert core.forwarded_for(None, "10.0.0.1", frozenset({"10.0.0.1"})) == "10.0.0.1"
+    assert core.forwarded_for("1.1.1.1", "10.0.0.1", frozenset()) == "10.0.0.1"
+    assert core.forwarded_for(" 1.1.1.1 ", "10.0.0.1", frozenset({"10.0.0.1"})) == (
+        "1.1.1.1, 10.0.0.1"
+    )
+
+
+def test_good_request_id_is_kept() -> None:
+    rid = "abcDEF0123456789+/=_-xyz"
+    info = prepare([(b"X-Request-Id", rid.encode())])
+    assert info.request_id == rid
+    assert headers_dict(info.headers)[b"x-request-id"] == [rid.encode()]
+
+
+@pytest.mark.parametrize(
+    "bad", [b"short", b"x" * 201, b"has spaces in it, twenty+", b"semi;colons;are;not;ok;"]
+)
+def test_bad_request_id_is_replaced(bad: bytes) -> None:
+    info = prepare([(b"X-Request-Id", bad)])
+    assert re.fullmatch(r"[0-9a-f]{32}", info.request_id)
+    assert headers_dict(info.headers)[b"x-request-id"] == [info.request_id.encode()]
+
+
+def test_missing_request_id_is_generated_fresh_each_time() -> None:
+    first, second = prepare([]).request_id, prepare([]).request_id
+    assert re.fullmatch(r"[0-9a-f]{32}", first)
+    assert first != second
+
+
+def test_hop_by_hop_headers_are_removed() -> None:
+    info = prepare([
+        (b"Host", b"a.paas.test"), (b"Connection", b"keep-alive, X-Secret"),
+        (b"Keep-Alive", b"timeout=5"), (b"Proxy-Connection", b"keep-alive"), (b"TE", b"trailers"),
+        (b"Trailer", b"Expires"), (b"Upgrade", b"h2c"), (b"X-Secret", b"1"),
+        (b"Proxy-Authorization", b"Basic eA=="), (b"Transfer-Encoding", b"chunked"),
+    ])
+    h = headers_dict(info.headers)
+    for gone in (b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer",
+                 b"upgrade", b"x-secret"):
+        assert gone not in h
+    assert h[b"proxy-authorization"] == [b"Basic eA=="]
+    assert h[b"transfer-encoding"] == [b"chunked"]  # framing is the shell's business
+    assert info.chunked and info.has_body
+
+
+def test_connection_header_cannot_strip_framing_or_host() -> None:
+    info = prepare([
+        (b"Host", b"a.paas.test"), (b"Content-Length", b"5"),
+        (b"Connection", b"Content-Length, Host, X-Forwarded-For"),
+    ])
+    h = headers_dict(info.headers)
+    assert h[b"content-length"] == [b"5"] and h[b"host"] == [b"a.paas.test"]
+    assert h[b"x-forwarded-for"] == [b"10.0.0.7"]
+    assert info.content_length == 5 and info.has_body and not info.chunked
+
+
+def test_upgrade_request_keeps_upgrade() -> None:
+    info = prepare([(b"Upgrade", b"websocket"), (b"Connection", b"Upgrade")], upgrade=True)
+    h = headers_dict(info.headers)
+    assert h[b"upgrade"] == [b"websocket"]
+    assert h[b"connection"] == [b"Upgrade"]
+
+
+def test_only_the_first_host_is_forwarded() -> None:
+    info = prepare([(b"Host", b"a.paas.test"), (b"Host", b"b.paas.test")])
+    assert info.host == "a.paas.test"
+    assert headers_dict(info.headers)[b"host"] == [b"a.paas.test"]
+
+
+def test_request_without_body() -> None:
+    info = prepare([(b"Content-Length", b"0")])
+    assert not info.has_body and info.content_length == 0
+
+
+def test_response_headers_filtered() -> None:
+    info = core.prepare_response([
+        (b"Content-Type", b"text/plain"), (b"Connection", b"keep-alive, X-Hop"),
+        (b"Keep-Alive", b"timeout=5"), (b"X-Hop", b"1"), (b"Transfer-Encoding", b"chunked"),
+    ])
+    h = headers_dict(info.headers)
+    assert set(h) == {b"content-type", b"transfer-encoding"}
+    assert info.framing is core.Framing.CHUNKED
+    upgraded = core.prepare_response(
+        [(b"Upgrade", b"websocket"), (b"Connection", b"upgrade")], upgrade=True
+    )
+    assert headers_dict(upgraded.headers) == {
+        b"upgrade": [b"websocket"], b"connection": [b"Upgrade"]
+    }
+
+
+def test_heads_are_serialised() -> None:
+    assert core.request_head(b"GET", b"/a?b=1", [(b"Host", b"x")]) == (
+        b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    assert core.response_head(200, b"OK", [(b"A", b"1")], b"Connection: close\r\n") == (
+        b"HTTP/1.1 200 OK\r\nA: 1\r\nConnection: close\r\n\r\n"
+    )
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+def test_error_pages_escape_the_host() -> None:
+    evil = '<script>alert("x")</script>.paas.test'
+    for error in (core.UNKNOWN_HOST, core.NO_WEB_DYNOS, core.CONNECT_FAILED):
+        page = core.error_page(error, evil).decode()
+        assert "<script>" not in page
+        assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;.paas.test" in page
+
+
+def test_error_response_is_complete_http() -> None:
+    raw = core.error_response(core.NO_WEB_DYNOS, "hello.paas.test", close=True, request_id="r1")
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"HTTP/1.1 503 Service Unavailable"
+    assert b"Connection: close" in lines and b"X-Request-Id: r1" in lines
+    assert f"Content-Length: {len(body)}".encode() in lines
+    assert b"hello.paas.test" in body and b"ps:scale web=1" in body
+    kept = core.error_response(core.UNKNOWN_HOST, "x", close=False)
+    assert kept.startswith(b"HTTP/1.1 404 Not Found\r\n") and b"Connection: close" not in kept
+
+
+def test_error_decisions() -> None:
+    assert (core.UNKNOWN_HOST.status, core.UNKNOWN_HOST.code) == (404, None)
+    assert (core.NO_WEB_DYNOS.status, core.NO_WEB_DYNOS.code) == (503, "H14")
+    assert (core.CONNECT_FAILED.status, core.CONNECT_FAILED.code) == (503, "H19")
+    assert (core.REQUEST_TIMEOUT.status, core.REQUEST_TIMEOUT.code) == (504, "H12")
+    assert (core.NO_RESPONSE.status, core.NO_RESPONSE.code) == (502, "H13")
+
+
+# --- log lines ------------------------------------------------------------------------------
+
+
+def test_log_line_format() -> None:
+    line = core.log_line(
+        method="GET", path="/x", host="hello.localhost", request_id="abc", fwd="1.2.3.4",
+        dyno="web.1", connect_ms=1, service_ms=12, status=200, bytes_sent=123,
+    )
+    assert line == (
+        'at=info method=GET path="/x" host=hello.localhost request_id=abc fwd="1.2.3.4" '
+        "dyno=web.1 connect=1ms service=12ms status=200 bytes=123 protocol=http"
+    )
+
+
+def test_error_log_line_format() -> None:
+    line = core.log_line(
+        method="GET", path="/", host="hello.localhost", request_id="abc", fwd="1.2.3.4",
+        dyno="", connect_ms=0, service_ms=0, status=503, bytes_sent=300,
+        error=core.NO_WEB_DYNOS,
+    )
+    assert line.startswith('at=error code=H14 desc="No web processes running" method=GET ')
+    assert "dyno= connect=0ms service=0ms status=503 bytes=300" in line
+
+
+def test_log_line_quotes_hostile_paths() -> None:
+    line = core.log_line(
+        method="GET", path='/a"b\nc', host="h", request_id="r", fwd="f", dyno="web.1",
+        connect_ms=0, service_ms=0, status=200, bytes_sent=0,
+    )
+    assert "\n" not in line
+    assert 'path="/a\\"b\\nc"' in line
+
+
+# --- response framing -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "kw", "framing"),
+    [
+        ([(b"Content-Length", b"3")], {}, core.Framing.LENGTH),
+        ([(b"Transfer-Encoding", b"chunked")], {}, core.Framing.CHUNKED),
+        ([(b"Transfer-Encoding", b"chunked")], {"http10": True}, core.Framing.DECHUNKED),
+        ([], {}, core.Framing.UNTIL_CLOSE),
+        ([(b"Content-Length", b"3")], {"is_head": True}, core.Framing.NONE),
+        ([], {"is_head": True}, core.Framing.NONE),
+        ([], {"status": 204}, core.Framing.NONE),
+        ([(b"Content-Length", b"3")], {"status": 304}, core.Framing.NONE),
+        ([], {"status": 100}, core.Framing.NONE),
+    ],
+)
+def test_response_framing(
+    headers: core.Headers, kw: dict[str, object], framing: core.Framing
+) -> None:
+    assert core.prepare_response(headers, **kw).framing is framing  # type: ignore[arg-type]
+
+
+def test_http10_client_loses_the_transfer_encoding_header() -> None:
+    info = core.prepare_response([(b"Transfer-Encoding", b"chunked"), (b"A", b"1")], http10=True)
+    assert info.headers == [(b"A", b"1")]
