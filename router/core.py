@@ -450,6 +450,28 @@ def error_response(error: RouterError, host: str, *, close: bool, request_id: st
     return response_head(error.status, reason, headers) + body
 
 
+HEALTH_PATH = b"/api/health"
+_WEB_DOWN = (
+    b'{"status": "degraded", "components": {"web": "down"}, '
+    b'"message": "down: web (the router cannot reach the web process)"}\n'
+)
+
+
+def web_down_health_response(*, close: bool, request_id: str = "") -> bytes:
+    """`GET /api/health` while the platform's web process cannot answer it: the router
+    names the component itself, so a health check never gets an HTML page instead."""
+    headers: Headers = [
+        (b"Content-Type", b"application/json"),
+        (b"Content-Length", b"%d" % len(_WEB_DOWN)),
+        (b"Cache-Control", b"no-store"),
+    ]
+    if request_id:
+        headers.append((b"X-Request-Id", request_id.encode("ascii")))
+    if close:
+        headers.append((b"Connection", b"close"))
+    return response_head(503, b"Service Unavailable", headers) + _WEB_DOWN
+
+
 # --- the per-request log line -----------------------------------------------------------
 
 

@@ -585,9 +585,14 @@ class ClientConnection(asyncio.Protocol):
             or (ex.info.has_body and not ex.request_done)
         )
         ex.error, ex.status, ex.pending = error, error.status, []
-        self._write(ex, core.error_response(
-            error, ex.info.host, close=close, request_id=ex.info.request_id
-        ))
+        if ex.app is None and error.status >= 500 and ex.url.split(b"?")[0] == core.HEALTH_PATH:
+            self._write(ex, core.web_down_health_response(
+                close=close, request_id=ex.info.request_id
+            ))
+        else:
+            self._write(ex, core.error_response(
+                error, ex.info.host, close=close, request_id=ex.info.request_id
+            ))
         ex.response_done = True
         ex.close_after = close
         self._maybe_finish(ex)

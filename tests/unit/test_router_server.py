@@ -590,3 +590,19 @@ def test_router_without_redis_still_serves_the_platform(start_router, tmp_path) 
     with client(router) as conn:
         assert fetch(conn, "localhost")[0] == 200
         assert fetch(conn, "someapp.localhost")[0] == 404
+
+
+def test_health_names_the_web_process_when_the_router_cannot_reach_it(
+    start_router, tmp_path
+) -> None:
+    router = start_router(platform_addr=f"unix:{tmp_path / 'nothing-listens-here.sock'}")
+    with client(router) as conn:
+        conn.request("GET", "/api/health", headers={"Host": "localhost"})
+        response = conn.getresponse()
+        body = json.loads(response.read())
+        assert response.status == 503
+        assert response.getheader("Content-Type") == "application/json"
+        assert body["components"] == {"web": "down"}
+        conn.request("GET", "/other", headers={"Host": "localhost"})
+        other = conn.getresponse()
+        assert other.status == 503 and b"<html>" in other.read()
