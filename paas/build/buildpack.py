@@ -71,27 +71,34 @@ def builtin_buildpacks() -> list[Buildpack]:
     return ordered + [found[name] for name in sorted(found)]
 
 
+def _run_script(
+    bp: Buildpack, script: str, build_dir: Path, env: dict[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """Run a short buildpack script (bin/detect, bin/release) and capture what it prints."""
+    try:
+        return subprocess.run(
+            [str(bp.path / "bin" / script), str(build_dir)],
+            cwd=build_dir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BuildpackError(
+            f"the {bp.name} buildpack is broken: its bin/{script} could not run ({exc}); "
+            "ask the platform operator to fix or remove it"
+        ) from exc
+
+
 def detect(
     build_dir: Path, buildpacks: list[Buildpack], env: dict[str, str]
 ) -> tuple[Buildpack, str]:
     """The first buildpack whose bin/detect accepts the app, and the name it printed."""
     for bp in buildpacks:
-        try:
-            result = subprocess.run(
-                [str(bp.path / "bin" / "detect"), str(build_dir)],
-                cwd=build_dir,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                errors="replace",
-                timeout=DETECT_TIMEOUT,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise BuildpackError(
-                f"the {bp.name} buildpack is broken: its bin/detect could not run ({exc}); "
-                "ask the platform operator to fix or remove it"
-            ) from exc
+        result = _run_script(bp, "detect", build_dir, env, DETECT_TIMEOUT)
         if result.returncode == 0:
             return bp, result.stdout.strip() or bp.name
     tried = ", ".join(bp.name for bp in buildpacks) or "none"
@@ -158,22 +165,7 @@ def compile(
 
 def release(bp: Buildpack, build_dir: Path, env: dict[str, str]) -> dict[str, str]:
     """The `default_process_types` that bin/release prints (possibly empty)."""
-    try:
-        result = subprocess.run(
-            [str(bp.path / "bin" / "release"), str(build_dir)],
-            cwd=build_dir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=RELEASE_TIMEOUT,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise BuildpackError(
-            f"the {bp.name} buildpack is broken: its bin/release could not run ({exc}); "
-            "ask the platform operator to fix it"
-        ) from exc
+    result = _run_script(bp, "release", build_dir, env, RELEASE_TIMEOUT)
     if result.returncode != 0:
         raise BuildpackError(
             f"the {bp.name} buildpack's bin/release failed (exit {result.returncode}): "
