@@ -90,7 +90,17 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (app_id, type)
     );
     """,
+    # Every app runs as its own uid/gid (containers), allocated once and never reused.
+    """
+    ALTER TABLE apps ADD COLUMN uid INTEGER;
+    CREATE TABLE uid_allocations (uid INTEGER PRIMARY KEY);
+    UPDATE apps SET uid = 200000 + id - 1;
+    INSERT INTO uid_allocations (uid) SELECT uid FROM apps;
+    """,
 ]
+
+#: Apps' uids start here, well above any host account.
+FIRST_APP_UID = 200_000
 
 BUILD_STATES = ("pending", "building", "succeeded", "failed")
 RELEASE_STATES = ("pending", "succeeded", "failed")
@@ -111,6 +121,7 @@ class App:
     owner: str
     restart_seq: int
     created_at: float
+    uid: int
 
 
 @dataclass(frozen=True)
@@ -229,7 +240,7 @@ class Store:
 
     # --- apps ---------------------------------------------------------------------
     _APP_SELECT = (
-        "SELECT a.id, a.name, a.owner_id, u.name AS owner, a.restart_seq, a.created_at"
+        "SELECT a.id, a.name, a.owner_id, u.name AS owner, a.restart_seq, a.created_at, a.uid"
         " FROM apps a JOIN users u ON u.id = a.owner_id"
     )
 
@@ -237,16 +248,20 @@ class Store:
     def _app(row: sqlite3.Row) -> App:
         return App(
             row["id"], row["name"], row["owner_id"], row["owner"],
-            row["restart_seq"], row["created_at"],
+            row["restart_seq"], row["created_at"], row["uid"],
         )
 
     def create_app(self, name: str, owner_id: int) -> App:
         with self._tx() as c:
             if c.execute("SELECT 1 FROM apps WHERE name = ?", (name,)).fetchone():
                 raise Conflict(f"the name {name!r} is already taken; choose another")
+            uid = c.execute(
+                "SELECT COALESCE(MAX(uid) + 1, ?) FROM uid_allocations", (FIRST_APP_UID,)
+            ).fetchone()[0]
+            c.execute("INSERT INTO uid_allocations (uid) VALUES (?)", (uid,))
             c.execute(
-                "INSERT INTO apps (name, owner_id, created_at) VALUES (?, ?, ?)",
-                (name, owner_id, time.time()),
+                "INSERT INTO apps (name, owner_id, created_at, uid) VALUES (?, ?, ?, ?)",
+                (name, owner_id, time.time(), uid),
             )
         return self.app(name)
 

@@ -303,10 +303,11 @@ class Agent:
             type=ptype,
             release=release.version,
             restart_seq=gen[1],
-            slug=_slug_path(release),
+            layers=(_slug_path(release),),
             command=release.process_types[ptype],
             env=dict(release.config),
             port=free_port() if ptype == "web" else None,
+            uid=app.uid,
         )
         dyno = Dyno(spec=spec)
         if replaces is not None:

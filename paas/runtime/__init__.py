@@ -9,11 +9,12 @@ protocol. The agent only ever talks to this protocol.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from paas.config import Settings
+from paas.runtime.ocispec import Limits
 
 #: Lines a dyno writes go to this callback, without their line ending.
 OutputSink = Callable[[str], None]
@@ -27,10 +28,25 @@ class DynoSpec:
     type: str  # "web"
     release: int
     restart_seq: int
-    slug: Path
+    layers: tuple[Path, ...]  # the image's layer trees, bottom first; they become /app
     command: str
     env: dict[str, str] = field(default_factory=dict)
     port: int | None = None
+    uid: int | None = None  # the app's own uid (containers)
+    limits: Limits = field(default_factory=Limits)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["layers"] = [str(p) for p in self.layers]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DynoSpec:
+        return cls(**{
+            **data,
+            "layers": tuple(Path(p) for p in data["layers"]),
+            "limits": Limits(**data.get("limits", {})),
+        })
 
 
 @dataclass
@@ -51,6 +67,12 @@ class Driver(Protocol):
     def signal(self, dyno: RunningDyno, signum: int) -> None:
         """Send a signal to every process of the dyno."""
 
+    def attach(self, dyno: RunningDyno, output: OutputSink) -> None:
+        """Follow the output of a dyno adopted from an earlier agent."""
+
+    def exit_reason(self, dyno: RunningDyno) -> str | None:
+        """Why an ended dyno ended, when the runtime knows more than its exit code ("oom")."""
+
     def stop(self, dyno: RunningDyno, grace: float) -> int | None:
         """SIGTERM, then SIGKILL after `grace` seconds; frees the dyno's files. Returns its exit
         code."""
@@ -64,6 +86,8 @@ def driver_for(settings: Settings) -> Driver:
         from paas.runtime.process import ProcessDriver
 
         return ProcessDriver(settings.dynos_dir)
-    raise ValueError(
-        f"PAAS_RUNTIME={settings.runtime!r} is not available yet; use PAAS_RUNTIME=process"
-    )
+    if settings.runtime == "runc":
+        from paas.runtime.runc import RuncDriver
+
+        return RuncDriver(settings.home)
+    raise ValueError(f"PAAS_RUNTIME={settings.runtime!r} is unknown; use runc or process")

@@ -30,7 +30,7 @@ _LAUNCHER = (
 )
 
 
-def _process_start_time(pid: int) -> str | None:
+def process_start_time(pid: int) -> str | None:
     """The kernel's start time of `pid`, to tell a live dyno from a reused pid."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -52,9 +52,13 @@ class ProcessDriver:
             shutil.rmtree(workdir)
         workdir.mkdir(parents=True)
         app_dir = workdir / "app"
-        # A private copy, so one dyno's writes never reach the release or another dyno.
-        subprocess.run(["cp", "-a", "--reflink=auto", f"{spec.slug}/.", str(app_dir)],
-                       check=True)
+        app_dir.mkdir()
+        # A private copy of the image's layers, bottom first, so one dyno's writes never
+        # reach the release or another dyno.
+        for layer in spec.layers:
+            subprocess.run(["cp", "-a", "--reflink=auto", f"{layer}/.", str(app_dir)],
+                           check=True)
+            app_dir.chmod(0o755)
         env = {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
             "LANG": "C.UTF-8",
@@ -74,9 +78,9 @@ class ProcessDriver:
             start_new_session=True,
         )
         state = {
-            "spec": {**spec.__dict__, "slug": str(spec.slug)},
+            "spec": spec.to_json(),
             "pid": proc.pid,
-            "start_time": _process_start_time(proc.pid),
+            "start_time": process_start_time(proc.pid),
         }
         (workdir / "state.json").write_text(json.dumps(state))
         threading.Thread(
@@ -94,12 +98,18 @@ class ProcessDriver:
                 log.exception("log sink failed")
         proc.stdout.close()
 
+    def attach(self, dyno: RunningDyno, output: OutputSink) -> None:
+        """A stray's pipe ended with the agent that read it: it is stopped, never adopted."""
+
+    def exit_reason(self, dyno: RunningDyno) -> str | None:
+        return None
+
     def poll(self, dyno: RunningDyno) -> int | None:
         proc = dyno.handle
         if isinstance(proc, subprocess.Popen):
             return proc.poll()
         # An adopted stray: no Popen, only a pid.
-        return None if _process_start_time(dyno.pid) else -1
+        return None if process_start_time(dyno.pid) else -1
 
     def signal(self, dyno: RunningDyno, signum: int) -> None:
         try:
@@ -127,12 +137,12 @@ class ProcessDriver:
         for state_file in self.root.glob("*/*/state.json"):
             try:
                 state = json.loads(state_file.read_text())
-                spec = DynoSpec(**{**state["spec"], "slug": Path(state["spec"]["slug"])})
+                spec = DynoSpec.from_json(state["spec"])
             except (OSError, ValueError, TypeError, KeyError):
                 shutil.rmtree(state_file.parent, ignore_errors=True)
                 continue
             dyno = RunningDyno(spec=spec, pid=state["pid"], started_at=0.0)
-            if state.get("start_time") and _process_start_time(dyno.pid) == state["start_time"]:
+            if state.get("start_time") and process_start_time(dyno.pid) == state["start_time"]:
                 found.append(dyno)
             else:
                 shutil.rmtree(state_file.parent, ignore_errors=True)

@@ -98,3 +98,12 @@ def test_deleting_an_app_removes_its_rows(store: Store) -> None:
     assert store.find_app("hello") is None
     again = store.create_app("hello", owner.id)
     assert store.config_vars(again) == {}
+
+
+def test_every_app_gets_its_own_uid_never_reused(store: Store) -> None:
+    owner = store.create_user("ann")
+    first = store.create_app("one", owner.id)
+    second = store.create_app("two", owner.id)
+    assert first.uid >= 200_000 and second.uid == first.uid + 1
+    store.delete_app(second)
+    assert store.create_app("three", owner.id).uid == second.uid + 1
