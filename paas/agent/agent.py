@@ -420,10 +420,16 @@ class Agent:
             dyno.state, dyno.exit_code = "crashed", code
             delay = min(2 ** (dyno.crashes - 1), BACKOFF_CAP)
             dyno.restart_at = now + delay
+        reason = None
         if dyno.run is not None:
+            reason = self.driver.exit_reason(dyno.run)
             self.driver.stop(dyno.run, grace=0)  # frees its files; the process has ended
         if was_routed:
             self._publish_route(app_name, None)
+        if reason == "oom":
+            logs.append(self.r, app_name, "paas", dyno.spec.name,
+                        f"Error R15 (Memory quota vastly exceeded) -> the dyno used more than "
+                        f"its {dyno.spec.limits.memory_mb} MB and was killed")
         logs.append(self.r, app_name, "paas", dyno.spec.name,
                     f"Process exited with status {code}; State changed from up to crashed")
         events.emit(self.r, app_name, events.DYNO_CRASHED, proc=dyno.spec.name,
@@ -453,9 +459,47 @@ class Agent:
 
     # --- start and end of the agent --------------------------------------------------
     def _stop_strays(self) -> None:
+        """Dynos an earlier agent left running: adopt those that match what should run (no
+        restart, their route untouched), stop the rest."""
+        adopted: set[str] = set()
         for run in self.driver.strays():
+            if self.driver.adopts_strays and self._adopt(run):
+                adopted.add(run.spec.app)
+                continue
             log.info("stopping %s of %s, left by an earlier agent", run.spec.name, run.spec.app)
             self.driver.stop(run, grace=5.0)
+        for app_name in adopted:
+            self._publish_route(app_name, None)
+            self._publish_state(app_name)
+
+    def _adopt(self, run: RunningDyno) -> bool:
+        spec = run.spec
+        app = self.store.find_app(spec.app)
+        release = self.store.release_for_deploy(app) if app else None
+        if app is None or release is None or release.status != "succeeded":
+            return False
+        wanted = self.store.formation(app).get(spec.type, 0)
+        index = int(spec.name.rsplit(".", 1)[1])
+        with self._lock:
+            taken = {d.spec.name for d in self.dynos.get(app.name, [])}
+        if ((spec.release, spec.restart_seq) != (release.version, app.restart_seq)
+                or spec.type not in release.process_types or index > wanted
+                or spec.name in taken):
+            return False
+        if spec.port is not None and not accepts_connections(spec.port):
+            return False
+        dyno = Dyno(spec=spec, run=run, state="up", routed=spec.type == "web",
+                    up_since=run.started_at or time.time())
+
+        def output(line: str) -> None:
+            dyno.tail.append(line)
+            logs.append(self.r, app.name, "app", spec.name, line)
+
+        self.driver.attach(run, output)
+        with self._lock:
+            self.dynos.setdefault(app.name, []).append(dyno)
+        log.info("adopted %s of %s (v%d)", spec.name, app.name, spec.release)
+        return True
 
     def _stop_all(self, dynos: list[tuple[str, Dyno]]) -> None:
         """Stop dynos in parallel, so N dynos take one grace period, not N."""

@@ -58,6 +58,9 @@ class RunningDyno:
 
 
 class Driver(Protocol):
+    #: Whether a new agent can take over dynos an earlier one started (else they are stopped).
+    adopts_strays: bool
+
     def start(self, spec: DynoSpec, output: OutputSink) -> RunningDyno:
         """Prepare the dyno's filesystem and start its command; output streams to `output`."""
 

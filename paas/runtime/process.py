@@ -40,6 +40,9 @@ def process_start_time(pid: int) -> str | None:
 
 
 class ProcessDriver:
+    #: Output goes through a pipe to the agent that started the dyno; it dies with that agent.
+    adopts_strays = False
+
     def __init__(self, root: Path) -> None:
         self.root = root
 

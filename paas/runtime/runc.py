@@ -50,6 +50,9 @@ def cgroup_v2() -> bool:
 
 
 class RuncDriver:
+    #: Its dynos write to files, not to the agent's pipes, so a new agent can take them over.
+    adopts_strays = True
+
     def __init__(self, home: Path, runc: str = RUNC) -> None:
         self.runc = runc
         self.state_root = home / "run" / "runc"

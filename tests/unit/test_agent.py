@@ -20,8 +20,12 @@ from paas.store import App, Store
 
 
 class FakeDriver:
+    adopts_strays = True
+
     def __init__(self) -> None:
         self.running: dict[str, RunningDyno] = {}
+        self.left_over: list[RunningDyno] = []
+        self.attached: list[str] = []
         self.sockets: dict[str, socket.socket] = {}
         self.exit_codes: dict[str, int] = {}
         self.boot_lines: list[str] = []
@@ -56,7 +60,13 @@ class FakeDriver:
         return self.exit_codes.get(dyno.spec.id, 0)
 
     def strays(self) -> list[RunningDyno]:
-        return []
+        return self.left_over
+
+    def attach(self, dyno: RunningDyno, output: OutputSink) -> None:
+        self.attached.append(dyno.spec.id)
+
+    def exit_reason(self, dyno: RunningDyno) -> str | None:
+        return None
 
     def crash(self, name: str) -> None:
         for dyno in self.running.values():
@@ -226,3 +236,24 @@ def test_a_destroyed_app_loses_its_dynos_and_route(
     assert driver.names() == []
     assert routes.load(r, "hello") is None
     assert state.read(r, "hello") == []
+
+
+def test_a_new_agent_adopts_matching_dynos_and_stops_the_rest(
+    store: Store, app: App, driver: FakeDriver, r: redis.Redis
+) -> None:
+    release(store, app, 1)
+    first = Agent(store=store, r=r, driver=driver, boot_timeout=1.0, stop_grace=0.1)
+    first.converge_app(store.app("hello"))
+    kept = next(iter(driver.running.values()))
+    # An extra dyno the formation no longer wants, as if scaled down while the agent was dead.
+    extra = driver.start(DynoSpec(
+        id="hello.web.2.x", app="hello", name="web.2", type="web", release=1, restart_seq=0,
+        layers=(Path("/slugs/1"),), command="serve", port=None, uid=app.uid), print)
+    driver.left_over = [kept, extra]
+    second = Agent(store=store, r=r, driver=driver, boot_timeout=1.0, stop_grace=0.1)
+    second._stop_strays()
+    assert driver.attached == [kept.spec.id]
+    assert set(driver.running) == {kept.spec.id}, "the adopted dyno was not restarted"
+    assert backends(r) == ["web.1"]
+    second.converge_app(store.app("hello"))
+    assert set(driver.running) == {kept.spec.id}, "converging keeps the adopted dyno"
