@@ -47,6 +47,7 @@ class Platform:
     home: Path
     user_home: Path
     port: int
+    runtime: str = "process"
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -64,7 +65,7 @@ class Platform:
             "PAAS_HOME": str(self.home),
             "PAAS_HTTP_PORT": str(self.port),
             "PAAS_DOMAIN": "localhost",
-            "PAAS_RUNTIME": "process",
+            "PAAS_RUNTIME": self.runtime,
             "PAAS_STOP_GRACE": "5",
             "PAAS_BOOT_TIMEOUT": "30",
             "HOME": str(self.user_home),

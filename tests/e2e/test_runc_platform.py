@@ -1,0 +1,96 @@
+"""The whole platform on the runc runtime: a pushed app runs in a container as its own uid,
+sees nothing of the platform or of other apps, and a killed agent's dynos are adopted."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.platform import Platform, free_port, make_app_repo, processes_mentioning, wait_until
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        os.geteuid() != 0 or shutil.which("runc") is None,
+        reason="needs root and runc (CI has both): dynos run in runc containers",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def runc_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    base = tmp_path_factory.mktemp("runc-platform")
+    p = Platform(home=base / "home", user_home=base / "user", port=free_port(), runtime="runc")
+    p.user_home.mkdir()
+    p.start()
+    try:
+        for app in ("probe", "other"):
+            p.cli("apps:create", app)
+            repo = make_app_repo(base / f"src-{app}", fixture="probe-app")
+            p.git("push", p.remote_url(app, p.token), "main", cwd=repo)
+        yield p
+    finally:
+        p.stop()
+    assert processes_mentioning(str(p.home)) == []
+
+
+def get(p: Platform, app: str, path: str) -> str:
+    response = p.get_app(app, path)
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+def test_each_app_runs_as_its_own_uid_with_home_app(runc_platform: Platform) -> None:
+    probe = get(runc_platform, "probe", "/")
+    other = get(runc_platform, "other", "/")
+    assert probe.startswith("uid=2") and "home=/app" in probe
+    assert probe.split()[0] != other.split()[0], "two apps must not share a uid"
+
+
+def test_an_app_cannot_see_the_platform_or_another_app(runc_platform: Platform) -> None:
+    db = runc_platform.home / "paas.db"
+    assert db.exists()
+    assert get(runc_platform, "probe", f"/read?path={db}") == "missing"
+    assert get(runc_platform, "probe", f"/read?path={runc_platform.home / 'admin.token'}") == (
+        "missing"
+    )
+    get(runc_platform, "other", "/write?path=/app/secret.txt")
+    other_dirs = list((runc_platform.home / "dynos" / "other").glob("*/upper/secret.txt"))
+    assert other_dirs, "the write of app 'other' lands in its own dyno's upper dir"
+    assert get(runc_platform, "probe", f"/read?path={other_dirs[0]}") == "missing"
+    assert get(runc_platform, "probe", "/read?path=/app/secret.txt") == "missing"
+    assert get(runc_platform, "probe", "/write?path=/usr/evil").startswith("refused:")
+    assert get(runc_platform, "probe", "/write?path=/app/mine.txt") == "written"
+
+
+def test_an_app_sees_only_its_own_processes(runc_platform: Platform) -> None:
+    pids = get(runc_platform, "probe", "/pids").split()
+    host_pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    # PID 1 is the dyno's launcher; the host's hundreds of processes are not there.
+    assert "1" in pids and len(pids) < 10 < len(host_pids), pids
+
+
+def test_a_killed_agent_leaves_the_dynos_serving_and_the_new_one_adopts_them(
+    runc_platform: Platform,
+) -> None:
+    before = get(runc_platform, "probe", "/")
+    dyno_dirs = sorted(p.name for p in (runc_platform.home / "dynos" / "probe").iterdir())
+    agents = [
+        pid for pid in processes_mentioning(str(runc_platform.home))
+        if b"paas.agent" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+    assert len(agents) == 1
+    os.kill(agents[0], signal.SIGKILL)
+    # While no agent runs, and after the next one starts, the app keeps answering.
+    for _ in range(20):
+        assert get(runc_platform, "probe", "/") == before
+    wait_until(lambda: "adopted web.1 of probe" in runc_platform.log(), timeout=60,
+               what="the new agent to adopt the dyno")
+    assert get(runc_platform, "probe", "/") == before
+    after = sorted(p.name for p in (runc_platform.home / "dynos" / "probe").iterdir())
+    assert after == dyno_dirs, "the adopted dyno was not restarted"
