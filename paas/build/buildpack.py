@@ -16,11 +16,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 from uv import find_uv_bin
 
 from paas.errors import BuildFailed
+
+if TYPE_CHECKING:
+    from paas.build.sandbox import BuildSandbox
 
 BUILDPACKS_DIR = Path(__file__).resolve().parents[2] / "buildpacks"
 
@@ -117,10 +121,13 @@ def compile(
     env: dict[str, str],
     emit: Callable[[str], None],
     timeout: float = 900,
+    sandbox: BuildSandbox | None = None,
 ) -> None:
     """Run bin/compile, passing each line of its output to `emit` as soon as it is printed.
 
     `config` becomes ENV_DIR (one file per config var), which exists only for this call.
+    With a `sandbox`, the compile runs in its container (as the app's uid) instead of as a
+    host process.
     """
     cache_dir.mkdir(parents=True, exist_ok=True)
     compile_env = dict(env)
@@ -129,11 +136,16 @@ def compile(
     with tempfile.TemporaryDirectory(prefix="paas-env-") as env_dir:
         _write_env_dir(Path(env_dir), config)
         argv = [str(bp.path / "bin" / "compile"), str(build_dir), str(cache_dir), env_dir]
+        popen_env = compile_env
+        if sandbox is not None:
+            argv = sandbox.command(bp.path / "bin" / "compile", build_dir, cache_dir,
+                                   Path(env_dir), compile_env)
+            popen_env = {"PATH": os.pathsep.join(SYSTEM_PATH), "LANG": "C.UTF-8"}
         try:
             proc = subprocess.Popen(
                 argv,
                 cwd=build_dir,
-                env=compile_env,
+                env=popen_env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -153,6 +165,8 @@ def compile(
             proc.wait()
             if proc.stdout is not None:
                 proc.stdout.close()
+            if sandbox is not None:
+                sandbox.cleanup()
     if not finished:
         raise BuildpackError(
             f"the {bp.name} buildpack did not finish compiling within {timeout:g} s and was "

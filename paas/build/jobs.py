@@ -20,6 +20,7 @@ import redis
 from paas import events, procfile, releases
 from paas.build import buildpack
 from paas.build.output import BuildOutput
+from paas.build.sandbox import BuildSandbox
 from paas.config import Settings, redis_client, settings
 from paas.errors import BuildFailed, PaasError
 from paas.store import App, Build, Release, Store
@@ -130,8 +131,13 @@ class Builder:
         bp, _ = buildpack.detect(src, buildpack.builtin_buildpacks(), env)
         cache = self.s.cache_dir / self.app.name
         cache.mkdir(parents=True, exist_ok=True)
+        sandbox = None
+        if self.s.runtime == "runc":
+            # Compiling runs the app's own code: in a container, as the app's uid.
+            sandbox = BuildSandbox(self.s.home, self.app.uid, f"{self.app.name}-{self.build.id}",
+                                   tools_dir=tools)
         buildpack.compile(bp, src, cache, self.store.config_vars(self.app), env,
-                          emit=self.out.line, timeout=BUILD_TIMEOUT)
+                          emit=self.out.line, timeout=BUILD_TIMEOUT, sandbox=sandbox)
         defaults = buildpack.release(bp, src, env)
         self.out.line("-----> Discovering process types")
         if declared:

@@ -23,6 +23,13 @@ HOST_ETC = (
 )
 #: Written per dyno and bound over the skeleton's empty files.
 GENERATED_ETC = ("passwd", "group", "hosts", "hostname")
+#: Mount points of the stack's skeleton: dynos use /app, builds the others.
+SKELETON_DIRS = ("app", "proc", "dev", "sys", "run/paas", "etc", "root", "var/tmp",
+                 "build", "cache", "env", "buildpack", "tools/bin")
+SKELETON_FILES = ("tools/bin/uv",)
+#: Changes whenever the skeleton's layout does; each version has its own folder, so running
+#: containers keep the one they started on.
+SKELETON_VERSION = "2"
 
 # System calls a web app or worker has no business making. Everything else is allowed
 # (a deny list keeps language runtimes working; the capabilities are gone anyway).
@@ -70,6 +77,9 @@ class ContainerSpec:
     host_dirs: list[str] = field(default_factory=list)
     host_etc: list[str] = field(default_factory=list)
     limits: Limits = field(default_factory=Limits)
+    #: Further bind mounts: (host path, path inside, writable).
+    binds: list[tuple[str, str, bool]] = field(default_factory=list)
+    cwd: str = "/app"
 
 
 def seccomp_profile() -> dict:
@@ -105,11 +115,13 @@ def mounts(spec: ContainerSpec) -> list[dict]:
          "options": ["nosuid", "noexec", "nodev", "ro"]},
         {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
          "options": ["nosuid", "nodev", f"size={spec.limits.tmp_mb}m"]},
-        {"destination": "/app", "type": "overlay", "source": "overlay",
-         "options": [f"lowerdir={lowers}", f"upperdir={spec.upper_dir}",
-                     f"workdir={spec.work_dir}", "nosuid", "nodev"]},
         _bind(spec.status_dir, "/run/paas", writable=True),
     ]
+    if spec.lower_dirs:
+        found.append({"destination": "/app", "type": "overlay", "source": "overlay",
+                      "options": [f"lowerdir={lowers}", f"upperdir={spec.upper_dir}",
+                                  f"workdir={spec.work_dir}", "nosuid", "nodev"]})
+    found += [_bind(src, dst, writable) for src, dst, writable in spec.binds]
     found += [_bind(d, d) for d in spec.host_dirs]
     found += [_bind(f"/etc/{name}", f"/etc/{name}") for name in spec.host_etc]
     found += [_bind(f"{spec.etc_dir}/{name}", f"/etc/{name}") for name in GENERATED_ETC]
@@ -127,7 +139,7 @@ def config(spec: ContainerSpec) -> dict:
             "user": {"uid": spec.uid, "gid": spec.gid},
             "args": spec.args,
             "env": [f"{k}={v}" for k, v in spec.env.items()],
-            "cwd": "/app",
+            "cwd": spec.cwd,
             "capabilities": {"bounding": [], "effective": [], "inheritable": [],
                              "permitted": [], "ambient": []},
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 4096, "soft": 4096}],

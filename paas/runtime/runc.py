@@ -57,7 +57,7 @@ class RuncDriver:
         self.runc = runc
         self.state_root = home / "run" / "runc"
         self.root = home / "dynos"
-        self.rootfs = home / "stacks" / "host" / "rootfs"
+        self.rootfs = home / "stacks" / "host" / f"v{ocispec.SKELETON_VERSION}"
         self._tails: dict[str, LogTail] = {}
 
     # --- the stack ------------------------------------------------------------------
@@ -70,13 +70,15 @@ class RuncDriver:
     def ensure_stack(self) -> Path:
         """The `host` stack's read-only root: mount points, and the host's top-level symlinks
         (/bin -> usr/bin on merged-/usr systems), nothing else."""
-        marker = self.rootfs / ".paas-stack"
-        if marker.exists():
+        if (self.rootfs / ".paas-stack").exists():
             return self.rootfs
-        tmp = self.rootfs.with_name(f"rootfs.tmp{os.getpid()}")
+        tmp = self.rootfs.with_name(f"tmp.{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
-        for d in ("app", "proc", "dev", "sys", "run/paas", "etc", "root", "var/tmp"):
+        self.rootfs.parent.mkdir(parents=True, exist_ok=True)
+        for d in ocispec.SKELETON_DIRS:
             (tmp / d).mkdir(parents=True, exist_ok=True)
+        for f in ocispec.SKELETON_FILES:
+            (tmp / f).touch()
         (tmp / "tmp").mkdir()
         # runc gives a tmpfs the mode of the directory it covers.
         (tmp / "tmp").chmod(0o1777)
@@ -95,10 +97,11 @@ class RuncDriver:
                 target.touch()
         for name in ocispec.GENERATED_ETC:
             (tmp / "etc" / name).touch()
-        (tmp / ".paas-stack").write_text("host\n")
-        shutil.rmtree(self.rootfs, ignore_errors=True)
-        self.rootfs.parent.mkdir(parents=True, exist_ok=True)
-        tmp.rename(self.rootfs)
+        (tmp / ".paas-stack").write_text(f"host v{ocispec.SKELETON_VERSION}\n")
+        try:
+            tmp.rename(self.rootfs)
+        except OSError:  # another process made it first
+            shutil.rmtree(tmp, ignore_errors=True)
         return self.rootfs
 
     # --- one dyno ---------------------------------------------------------------------

@@ -1,0 +1,103 @@
+"""Running a buildpack's `bin/compile` in a runc container, as the app's own uid.
+
+Compiling runs code the app brings (setup.py, build scripts), so it gets what a
+dyno gets: the stack's read-only root, no capabilities, a seccomp profile,
+memory/pids limits, and nothing of the host but what it needs. It sees the
+build, cache and env dirs, the buildpack and the platform's tools at fixed
+paths (/build, /cache, /env, /buildpack, /tools) and shares the host network
+so it can reach the package registries.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+
+from paas.runtime import ocispec
+from paas.runtime.runc import RuncDriver
+
+BUILD_LIMITS = ocispec.Limits(memory_mb=2048, pids=1024, cpu_shares=1024, tmp_mb=1024)
+INSIDE_BUILD, INSIDE_CACHE, INSIDE_ENV = "/build", "/cache", "/env"
+INSIDE_BUILDPACK, INSIDE_TOOLS = "/buildpack", "/tools/bin"
+
+
+class BuildSandbox:
+    def __init__(self, home: Path, uid: int, name: str, tools_dir: Path | None = None,
+                 limits: ocispec.Limits = BUILD_LIMITS) -> None:
+        self.driver = RuncDriver(home)
+        self.uid = uid
+        self.tools_dir = tools_dir
+        self.cid = f"paas-build-{name}-{secrets.token_hex(3)}"
+        self.bundle = home / "run" / "builds" / self.cid
+        self.limits = limits
+
+    def command(self, compile_script: Path, build_dir: Path, cache_dir: Path, env_dir: Path,
+                env: dict[str, str]) -> list[str]:
+        """Prepare the container and return the host command that runs the compile in it."""
+        rootfs = self.driver.ensure_stack()
+        for tree in (build_dir, cache_dir, env_dir):
+            _chown_tree(tree, self.uid)
+        status = self.bundle / "status"
+        status.mkdir(parents=True)
+        os.chown(status, self.uid, self.uid)
+        etc = self.bundle / "etc"
+        etc.mkdir()
+        (etc / "passwd").write_text(ocispec.passwd(self.uid, self.uid))
+        (etc / "group").write_text(ocispec.group(self.uid))
+        (etc / "hosts").write_text(ocispec.hosts("build"))
+        (etc / "hostname").write_text("build\n")
+        binds = [
+            (str(build_dir), INSIDE_BUILD, True),
+            (str(cache_dir), INSIDE_CACHE, True),
+            (str(env_dir), INSIDE_ENV, False),
+            (str(compile_script.parent.parent), INSIDE_BUILDPACK, False),
+        ]
+        inside_env = dict(env)
+        inside_env.update(HOME="/tmp", BUILD_DIR=INSIDE_BUILD)
+        if self.tools_dir is not None:
+            uv = self.tools_dir / "uv"
+            if uv.exists():
+                binds.append((str(uv.resolve()), f"{INSIDE_TOOLS}/uv", False))
+            inside_env["PATH"] = inside_env.get("PATH", "").replace(
+                str(self.tools_dir), INSIDE_TOOLS
+            )
+        spec = ocispec.ContainerSpec(
+            hostname="build",
+            args=[f"{INSIDE_BUILDPACK}/bin/{compile_script.name}", INSIDE_BUILD, INSIDE_CACHE,
+                  INSIDE_ENV],
+            env=inside_env,
+            uid=self.uid,
+            gid=self.uid,
+            rootfs=str(rootfs),
+            lower_dirs=[],
+            upper_dir="",
+            work_dir="",
+            etc_dir=str(etc),
+            status_dir=str(status),
+            cgroups_path=f"/paas/{self.cid}",
+            host_dirs=self.driver.host_dirs(),
+            host_etc=self.driver.host_etc(),
+            limits=self.limits,
+            binds=binds,
+            cwd=INSIDE_BUILD,
+        )
+        (self.bundle / "config.json").write_text(json.dumps(ocispec.config(spec)))
+        return [self.driver.runc, "--root", str(self.driver.state_root), "run",
+                "--bundle", str(self.bundle), self.cid]
+
+    def cleanup(self) -> None:
+        """Kill whatever the compile left running (its cgroup) and remove the container."""
+        subprocess.run([self.driver.runc, "--root", str(self.driver.state_root), "delete",
+                        "--force", self.cid], capture_output=True, timeout=30)
+        shutil.rmtree(self.bundle, ignore_errors=True)
+
+
+def _chown_tree(root: Path, uid: int) -> None:
+    os.chown(root, uid, uid)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            os.chown(os.path.join(dirpath, name), uid, uid, follow_symlinks=False)
