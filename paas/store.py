@@ -488,6 +488,19 @@ class Store:
             raise NotFound(f"no release with id {release_id}")
         return self._release(row)
 
+    def images_in_use(self, keep_releases: int) -> set[str]:
+        """Image ids of each app's last `keep_releases` releases and of its current one."""
+        rows = self._conn().execute(
+            "SELECT slug FROM (SELECT slug, ROW_NUMBER() OVER"
+            " (PARTITION BY app_id ORDER BY version DESC) AS n FROM releases)"
+            " WHERE n <= ? AND slug IS NOT NULL"
+            " UNION SELECT slug FROM releases r WHERE slug IS NOT NULL AND version ="
+            " (SELECT MAX(version) FROM releases WHERE app_id = r.app_id"
+            " AND status = 'succeeded')",
+            (keep_releases,),
+        ).fetchall()
+        return {r["slug"] for r in rows if r["slug"].startswith("sha256:")}
+
     # --- formation ---------------------------------------------------------------
     def formation(self, app: App) -> dict[str, int]:
         rows = self._conn().execute(

@@ -9,6 +9,7 @@ import sys
 
 from paas.agent.agent import Agent
 from paas.config import redis_client, settings
+from paas.image import image_store
 from paas.runtime import driver_for
 from paas.store import Store
 
@@ -22,6 +23,7 @@ def main() -> int:
         driver=driver_for(s),
         boot_timeout=float(os.environ.get("PAAS_BOOT_TIMEOUT", "60")),
         stop_grace=float(os.environ.get("PAAS_STOP_GRACE", "30")),
+        images=image_store(s),
     )
     signal.signal(signal.SIGTERM, lambda *_: agent.request_stop())
     signal.signal(signal.SIGINT, lambda *_: agent.request_stop())

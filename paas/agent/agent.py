@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 import socket
 import threading
@@ -31,6 +32,7 @@ import redis
 
 from paas import events, keys, logs, routes
 from paas.agent import state
+from paas.image import ImageStore, gc
 from paas.runtime import Driver, DynoSpec, RunningDyno
 from paas.store import App, Release, Store
 
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 #: Process types that never run as long-lived dynos.
 ONE_OFF_TYPES = frozenset({"release"})
 BACKOFF_CAP = 300.0
+GC_INTERVAL = float(os.environ.get("PAAS_GC_INTERVAL", "600"))
 #: A dyno up this long before crashing starts its backoff afresh.
 BACKOFF_RESET_AFTER = 600.0
 TAIL_LINES = 20
@@ -101,8 +104,10 @@ class Agent:
         driver: Driver,
         boot_timeout: float = 60.0,
         stop_grace: float = 30.0,
+        images: ImageStore | None = None,
     ) -> None:
         self.store = store
+        self.images = images
         self.r = r
         self.driver = driver
         self.boot_timeout = boot_timeout
@@ -113,6 +118,7 @@ class Agent:
         self._failed_gen: dict[str, Generation] = {}
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        self._next_gc = time.monotonic() + 60
 
     # --- the loop -------------------------------------------------------------
     def run(self) -> None:
@@ -123,6 +129,9 @@ class Agent:
                 self._heartbeat()
                 self._reap()
                 self.converge_all()
+                if time.monotonic() >= self._next_gc:
+                    self._next_gc = time.monotonic() + GC_INTERVAL
+                    self._spawn("(image gc)", self.collect_garbage)
             except (redis.RedisError, OSError) as exc:
                 log.warning("converge pass failed: %s", exc)
             self._wake.wait(1.0)
@@ -303,7 +312,7 @@ class Agent:
             type=ptype,
             release=release.version,
             restart_seq=gen[1],
-            layers=(_slug_path(release),),
+            layers=self._layers(release),
             command=release.process_types[ptype],
             env=dict(release.config),
             port=free_port() if ptype == "web" else None,
@@ -333,6 +342,15 @@ class Agent:
             dyno.exit_code = -1
         self._publish_state(app.name)
         return dyno
+
+    def _layers(self, release: Release) -> tuple[Path, ...]:
+        """The unpacked layer trees of the release's image, bottom first."""
+        if not release.slug:
+            raise ValueError(f"release v{release.version} has nothing to run")
+        if release.slug.startswith("sha256:") and self.images is not None:
+            image = self.images.image(release.slug)
+            return tuple(self.images.layer_path(digest) for digest in image.layers)
+        return (Path(release.slug),)  # a plain directory: tests and releases before images
 
     def _await_ready(self, app: App, dynos: list[Dyno]) -> str | None:
         """Wait until every web dyno accepts connections; the failure reason otherwise."""
@@ -437,6 +455,22 @@ class Agent:
         self._publish_state(app_name)
         self._wake.set()
 
+    def collect_garbage(self) -> None:
+        """Remove images and layers nothing needs any more (see paas.image.gc)."""
+        if self.images is None:
+            return
+        layers_root = self.images.root / "layers"
+        with self._lock:
+            running = {
+                f"sha256:{path.name}"
+                for dynos in self.dynos.values() for d in dynos for path in d.spec.layers
+                if path.parent == layers_root
+            }
+        result = gc.collect(self.store, self.images, running_layers=running)
+        if result.removed_images or result.removed_layers:
+            log.info("image gc: removed %d images and %d layers, freed %d bytes",
+                     len(result.removed_images), len(result.removed_layers), result.freed_bytes)
+
     # --- what others see -------------------------------------------------------------
     def _publish_route(self, app_name: str, release: int | None) -> None:
         with self._lock:
@@ -522,9 +556,3 @@ class Agent:
                 state.forget(self.r, app_name)
             except redis.RedisError:
                 pass  # Redis may already be gone; it only held what we are removing
-
-
-def _slug_path(release: Release) -> Path:
-    if not release.slug:
-        raise ValueError(f"release v{release.version} has no slug")
-    return Path(release.slug)

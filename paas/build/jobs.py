@@ -23,11 +23,14 @@ from paas.build.output import BuildOutput
 from paas.build.sandbox import BuildSandbox
 from paas.config import Settings, redis_client, settings
 from paas.errors import BuildFailed, PaasError
+from paas.image import ImageConfig, image_store
 from paas.store import App, Build, Release, Store
 
 log = logging.getLogger(__name__)
 
 STACK = "host"
+#: Top-level folders of a built app that hold its dependencies: their own image layer.
+DEPENDENCY_DIRS = frozenset({".heroku", "node_modules"})
 BUILD_TIMEOUT = float(os.environ.get("PAAS_BUILD_TIMEOUT", "900"))
 #: How long the push waits for the new release's dynos (boot timeout plus slack).
 DEPLOY_TIMEOUT = float(os.environ.get("PAAS_BOOT_TIMEOUT", "60")) + 60
@@ -81,7 +84,7 @@ class Builder:
         self._checkout(src)
         declared = self._read_procfile(src)
         process_types = self._compile(src, declared)
-        slug = self._store_slug(src)
+        image_id = self._store_image(src, process_types)
         self.store.set_build_status(self.build.id, "succeeded")
         events.emit(self.r, self.app.name, events.BUILD_SUCCEEDED, proc="build",
                     build=self.build.id)
@@ -91,7 +94,7 @@ class Builder:
             description=f"Deploy {sha[:7]}",
             user=user,
             build=self.build,
-            slug=str(slug),
+            slug=image_id,
             commit_sha=sha,
             process_types=process_types,
         )
@@ -152,8 +155,26 @@ class Builder:
             )
         return process_types
 
-    def _store_slug(self, src: Path) -> Path:
-        slug = self.s.slugs_dir / self.app.name / f"b{self.build.id}"
-        slug.parent.mkdir(parents=True, exist_ok=True)
-        src.rename(slug)
-        return slug
+    def _store_image(self, src: Path, process_types: dict[str, str]) -> str:
+        """Split the built app into layers (dependencies, then code) and save its image.
+
+        Dependencies change far less often than code, so a code-only redeploy reuses the
+        dependency layer byte for byte and adds only a new code layer.
+        """
+        images = image_store(self.s)
+        present = {entry.name for entry in src.iterdir()}
+        layers = []
+        if present & DEPENDENCY_DIRS:
+            layers.append(images.add_layer(src, include=lambda name: name in DEPENDENCY_DIRS))
+        layers.append(images.add_layer(src, include=lambda name: name not in DEPENDENCY_DIRS))
+        web = process_types.get("web")
+        config = ImageConfig(
+            env={"PORT": "5000"} if web else {},
+            cmd=["/bin/bash", "-c", web] if web else None,
+            working_dir="/app",
+            exposed_ports=["5000/tcp"] if web else [],
+            labels={"paas.app": self.app.name, "paas.commit": self.build.commit_sha},
+        )
+        image_id = images.save_image(layers, config)
+        self.out.line(f"-----> Image {image_id[:19]} ({len(layers)} layers)")
+        return image_id

@@ -192,6 +192,11 @@ class ApiClient:
     def delete(self, path: str) -> Any:
         return self.request("DELETE", path)[0]
 
+    def download(self, path: str, **params: Any) -> requests.Response:
+        """A streamed answer for the caller to read (and close)."""
+        return self._send("GET", path, params=params, stream=True, timeout=(TIMEOUT[0], None),
+                          headers={"Accept": "application/x-tar"})
+
     def stream_lines(self, path: str, **params: Any) -> Iterator[str]:
         """The lines of a text/plain answer, each yielded as soon as it arrives."""
         with self._send(

@@ -13,6 +13,7 @@ from paas.cli.apps import apps_create, apps_destroy, apps_info, apps_list
 from paas.cli.auth import login
 from paas.cli.config_vars import config_get, config_set, config_show, config_unset
 from paas.cli.gitremote import git_remote
+from paas.cli.images import images_export, images_gc
 from paas.cli.logs import logs
 from paas.cli.ps import ps_list, ps_restart, ps_scale
 from paas.cli.releases import builds_list, releases_list, rollback
@@ -76,6 +77,7 @@ for command in (
     ps_list, ps_scale, ps_restart,
     releases_list, rollback, builds_list,
     logs, login,
+    images_export, images_gc,
 ):
     cli.add_command(command)
 

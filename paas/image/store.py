@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -278,6 +279,17 @@ class ImageStore:
                         else:
                             leftover.unlink()
         return GcResult(removed_images, removed_layers, freed)
+
+    def recent(self, seconds: float) -> tuple[set[str], set[str]]:
+        """Images and layers saved in the last `seconds`: a build in progress may not have
+        recorded them in a release yet."""
+        cutoff = time.time() - seconds
+        images = {i for i in self.images()
+                  if (self._images / f"{digest_hex(i)}.json").stat().st_mtime > cutoff}
+        layers = {f"sha256:{h}" for h in self._stored_layer_hexes()
+                  if (self._layers / f"{h}.json").exists()
+                  and (self._layers / f"{h}.json").stat().st_mtime > cutoff}
+        return images, layers
 
     def disk_usage(self) -> int:
         """Bytes of disk used under the root (blocks, each inode counted once)."""

@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -35,10 +36,12 @@ unset f
 child=$!
 trap 'kill -TERM "$child" 2>/dev/null' TERM
 trap 'kill -INT "$child" 2>/dev/null' INT
-while :; do
-  wait "$child"; status=$?
-  kill -0 "$child" 2>/dev/null || break
+# A trapped signal interrupts `wait`; wait again until the command is gone, then ask bash
+# for the status it kept.
+while kill -0 "$child" 2>/dev/null; do
+  wait "$child"
 done
+wait "$child"; status=$?
 echo "$status" > /run/paas/exit
 exit "$status"
 """
@@ -197,13 +200,11 @@ class RuncDriver:
     def poll(self, dyno: RunningDyno) -> int | None:
         if dyno.handle and process_start_time(dyno.pid) == dyno.handle:
             return None
-        try:
-            return int((self._dir(dyno.spec) / "status" / "exit").read_text())
-        except (OSError, ValueError):
-            return 137  # killed before the launcher could record anything
+        return _read_exit_status(self._dir(dyno.spec) / "status" / "exit")
 
     def signal(self, dyno: RunningDyno, signum: int) -> None:
-        self._run_runc("kill", self.container_id(dyno.spec), str(signum))
+        # --all: every process of the container, not only the launcher and its child.
+        self._run_runc("kill", "--all", self.container_id(dyno.spec), str(signum))
 
     def exit_reason(self, dyno: RunningDyno) -> str | None:
         """"oom" when the kernel's OOM killer ended a process of the dyno."""
@@ -269,3 +270,20 @@ class RuncDriver:
             if cid.startswith("paas-") and cid not in known:
                 self._run_runc("delete", "--force", cid)
         return found
+
+
+def _read_exit_status(path: Path) -> int:
+    """The status the launcher recorded. The folder is the app's to write, so the file may
+    be anything it likes: never follow a link, read only a regular file, and only a little."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return 137  # killed before the launcher could record anything
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return 137
+        return int(os.read(fd, 16).decode("ascii", "replace").strip())
+    except (OSError, ValueError):
+        return 137
+    finally:
+        os.close(fd)

@@ -68,6 +68,9 @@ class Platform:
             "PAAS_RUNTIME": self.runtime,
             "PAAS_STOP_GRACE": "5",
             "PAAS_BOOT_TIMEOUT": "30",
+            # Image garbage is collected when a test asks (images:gc), never behind its back.
+            "PAAS_GC_INTERVAL": "86400",
+            "PAAS_GC_GRACE": "0",
             "HOME": str(self.user_home),
             "GIT_TERMINAL_PROMPT": "0",
             "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.com",

@@ -94,3 +94,17 @@ def test_a_killed_agent_leaves_the_dynos_serving_and_the_new_one_adopts_them(
     assert get(runc_platform, "probe", "/") == before
     after = sorted(p.name for p in (runc_platform.home / "dynos" / "probe").iterdir())
     assert after == dyno_dirs, "the adopted dyno was not restarted"
+
+
+def test_the_same_tree_built_for_two_apps_gives_the_same_layers(runc_platform: Platform) -> None:
+    # Builds run in a container at the fixed path /build, so even the compiled bytecode
+    # (which records its source path) is the same: the store keeps one copy for both apps.
+    from paas.image import ImageStore
+
+    store = ImageStore(runc_platform.home / "images")
+    layers = {}
+    for app in ("probe", "other"):
+        release = runc_platform.api("GET", f"/apps/{app}/releases").json()[0]
+        layers[app] = store.image(release["image"]).layers
+    assert layers["probe"] == layers["other"]
+    assert len(layers["probe"]) == 2

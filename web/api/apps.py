@@ -65,6 +65,7 @@ def release_json(release: Release, current: Release | None) -> dict:
         "created_at": iso(release.created_at),
         "current": current is not None and current.id == release.id,
         "process_types": release.process_types,
+        "image": release.slug if release.slug and release.slug.startswith("sha256:") else None,
     }
 
 
