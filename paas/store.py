@@ -97,6 +97,10 @@ MIGRATIONS: list[str] = [
     UPDATE apps SET uid = 200000 + id - 1;
     INSERT INTO uid_allocations (uid) SELECT uid FROM apps;
     """,
+    # Dyno sizes per process type (paas.sizes).
+    """
+    ALTER TABLE formation ADD COLUMN size TEXT NOT NULL DEFAULT 'standard-1x';
+    """,
 ]
 
 #: Apps' uids start here, well above any host account.
@@ -517,6 +521,22 @@ class Store:
                     (app.id, ptype, quantity),
                 )
         return self.formation(app)
+
+    def formation_sizes(self, app: App) -> dict[str, str]:
+        rows = self._conn().execute(
+            "SELECT type, size FROM formation WHERE app_id = ? ORDER BY type", (app.id,)
+        ).fetchall()
+        return {r["type"]: r["size"] for r in rows}
+
+    def set_formation_sizes(self, app: App, sizes: dict[str, str]) -> dict[str, str]:
+        with self._tx() as c:
+            for ptype, size in sizes.items():
+                c.execute(
+                    "INSERT INTO formation (app_id, type, quantity, size) VALUES (?, ?, 0, ?)"
+                    " ON CONFLICT (app_id, type) DO UPDATE SET size = excluded.size",
+                    (app.id, ptype, size),
+                )
+        return self.formation_sizes(app)
 
     def app_by_id(self, app_id: int) -> App:
         row = self._conn().execute(self._APP_SELECT + " WHERE a.id = ?", (app_id,)).fetchone()

@@ -31,9 +31,11 @@ from pathlib import Path
 import redis
 
 from paas import events, keys, logs, routes
+from paas import sizes as dyno_sizes
 from paas.agent import state
 from paas.image import ImageStore, gc
 from paas.runtime import Driver, DynoSpec, RunningDyno
+from paas.runtime.ocispec import Limits
 from paas.store import App, Release, Store
 
 log = logging.getLogger(__name__)
@@ -191,6 +193,7 @@ class Agent:
             return
         gen: Generation = (release.version, app.restart_seq)
         formation = self.store.formation(app)
+        sizes = self.store.formation_sizes(app)
         wanted = {
             ptype: qty
             for ptype, qty in formation.items()
@@ -198,12 +201,13 @@ class Agent:
         }
         with self._lock:
             current = [d for d in self.dynos.get(app.name, []) if d.state != "stopping"]
-        stale = [d for d in current if d.gen != gen]
+        stale = [d for d in current
+                 if d.gen != gen or d.spec.limits != _limits(sizes, d.spec.type)]
         if stale or release.status == "pending":
             if self._failed_gen.get(app.name) != gen:
-                self._roll(app, release, gen, wanted, stale)
+                self._roll(app, release, gen, wanted, stale, sizes)
             return
-        self._scale(app, release, gen, wanted, current)
+        self._scale(app, release, gen, wanted, current, sizes)
 
     def _roll(
         self,
@@ -212,11 +216,12 @@ class Agent:
         gen: Generation,
         wanted: dict[str, int],
         stale: list[Dyno],
+        sizes: dict[str, str],
     ) -> None:
         events.emit(self.r, app.name, events.DEPLOY_STARTED, proc="agent",
                     release=f"v{release.version}")
         new = [
-            self._start(app, release, gen, ptype, index)
+            self._start(app, release, gen, ptype, index, _limits(sizes, ptype))
             for ptype, qty in sorted(wanted.items())
             for index in range(1, qty + 1)
         ]
@@ -253,6 +258,7 @@ class Agent:
         gen: Generation,
         wanted: dict[str, int],
         current: list[Dyno],
+        sizes: dict[str, str],
     ) -> None:
         now = time.time()
         started: list[Dyno] = []
@@ -262,13 +268,14 @@ class Agent:
                 self._stop_in_background(app.name, dyno)
             elif dyno.state == "crashed" and dyno.restart_at is not None and dyno.restart_at <= now:
                 replacement = self._start(app, release, gen, dyno.spec.type, dyno.index,
-                                          replaces=dyno)
+                                          _limits(sizes, dyno.spec.type), replaces=dyno)
                 started.append(replacement)
         present = {(d.spec.type, d.index) for d in current}
         for ptype, qty in sorted(wanted.items()):
             for index in range(1, qty + 1):
                 if (ptype, index) not in present:
-                    started.append(self._start(app, release, gen, ptype, index))
+                    started.append(self._start(app, release, gen, ptype, index,
+                                               _limits(sizes, ptype)))
         if not started:
             return
         for dyno in started:
@@ -302,6 +309,7 @@ class Agent:
         gen: Generation,
         ptype: str,
         index: int,
+        limits: Limits,
         replaces: Dyno | None = None,
     ) -> Dyno:
         name = f"{ptype}.{index}"
@@ -317,6 +325,7 @@ class Agent:
             env=dict(release.config),
             port=free_port() if ptype == "web" else None,
             uid=app.uid,
+            limits=limits,
         )
         dyno = Dyno(spec=spec)
         if replaces is not None:
@@ -556,3 +565,7 @@ class Agent:
                 state.forget(self.r, app_name)
             except redis.RedisError:
                 pass  # Redis may already be gone; it only held what we are removing
+
+
+def _limits(sizes: dict[str, str], ptype: str) -> Limits:
+    return dyno_sizes.limits(sizes.get(ptype, dyno_sizes.DEFAULT_SIZE))

@@ -15,7 +15,7 @@ from paas.cli.config_vars import config_get, config_set, config_show, config_uns
 from paas.cli.gitremote import git_remote
 from paas.cli.images import images_export, images_gc
 from paas.cli.logs import logs
-from paas.cli.ps import ps_list, ps_restart, ps_scale
+from paas.cli.ps import ps_list, ps_restart, ps_scale, ps_type
 from paas.cli.releases import builds_list, releases_list, rollback
 from paas.errors import PaasError
 
@@ -74,7 +74,7 @@ for command in (
     apps_list, apps_create, apps_info, apps_destroy,
     git_remote,
     config_show, config_get, config_set, config_unset,
-    ps_list, ps_scale, ps_restart,
+    ps_list, ps_scale, ps_restart, ps_type,
     releases_list, rollback, builds_list,
     logs, login,
     images_export, images_gc,

@@ -144,3 +144,36 @@ def ps_restart(app: str | None) -> None:
     client = api()
     with action("Restarting dynos"):
         client.delete(f"apps/{name}/dynos")
+
+
+@click.command("ps:type")
+@click.argument("pairs", nargs=-1, metavar="[TYPE=SIZE...]")
+@app_option
+@json_option
+def ps_type(pairs: tuple[str, ...], app: str | None, as_json: bool) -> None:
+    """Show or set the dyno size of process types, e.g. web=standard-2x.
+
+    A new size restarts that type's dynos (rolling).
+    """
+    name = resolve_app(app)
+    client = api()
+    if pairs:
+        updates = []
+        for pair in pairs:
+            kind, sep, size = pair.partition("=")
+            if not sep or not _PROCESS_TYPE.match(kind) or not size:
+                raise InvalidInput(f"expected TYPE=SIZE like web=standard-2x, got {pair!r}")
+            updates.append({"type": kind, "size": size})
+        with action("Changing dyno sizes", quiet=as_json) as done:
+            formation, _ = client.patch(f"apps/{name}/formation", {"updates": updates})
+            done("done")
+    else:
+        formation = client.get(f"apps/{name}/formation") or []
+    if as_json:
+        echo_json(formation)
+        return
+    click.echo(common.table(
+        [("type", "size", "qty", "memory", "pids")]
+        + [(f["type"], f["size"], str(f["quantity"]), f"{f['memory_mb']} MB", str(f["pids"]))
+           for f in formation]
+    ))

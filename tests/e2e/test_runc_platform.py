@@ -108,3 +108,22 @@ def test_the_same_tree_built_for_two_apps_gives_the_same_layers(runc_platform: P
         layers[app] = store.image(release["image"]).layers
     assert layers["probe"] == layers["other"]
     assert len(layers["probe"]) == 2
+
+
+def test_a_dyno_size_becomes_its_memory_limit(runc_platform: Platform) -> None:
+    out = runc_platform.cli("ps:type", "-a", "other", "web=eco").stdout
+    assert "done" in out
+
+    def limit() -> int | None:
+        for dyno in (runc_platform.home / "dynos" / "other").iterdir():
+            v1 = Path(f"/sys/fs/cgroup/memory/paas/paas-{dyno.name}/memory.limit_in_bytes")
+            v2 = Path(f"/sys/fs/cgroup/paas/paas-{dyno.name}/memory.max")
+            for path in (v1, v2):
+                if path.exists() and int(path.read_text()) == 256 * 1024 * 1024:
+                    return 256
+        return None
+
+    assert wait_until(limit, timeout=60, what="the eco dyno with 256 MB") == 256
+    listed = runc_platform.cli("ps:type", "-a", "other").stdout
+    assert "eco" in listed and "256 MB" in listed
+    assert get(runc_platform, "other", "/").startswith("uid=")

@@ -257,3 +257,15 @@ def test_a_new_agent_adopts_matching_dynos_and_stops_the_rest(
     assert backends(r) == ["web.1"]
     second.converge_app(store.app("hello"))
     assert set(driver.running) == {kept.spec.id}, "converging keeps the adopted dyno"
+
+
+def test_a_new_size_rolls_the_dynos_onto_its_limits(
+    agent: Agent, store: Store, app: App, driver: FakeDriver
+) -> None:
+    release(store, app, 1)
+    agent.converge_app(store.app("hello"))
+    store.set_formation_sizes(app, {"web": "standard-2x"})
+    agent.converge_app(store.app("hello"))
+    settle(agent)
+    (dyno,) = driver.running.values()
+    assert dyno.spec.limits.memory_mb == 1024

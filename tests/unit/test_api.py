@@ -101,3 +101,20 @@ def test_rollback_without_history_says_so(client: FlaskClient) -> None:
 def test_unknown_api_paths_answer_json(client: FlaskClient) -> None:
     response = client.get("/api/nothing-here")
     assert response.status_code == 404 and response.get_json()["id"] == "not_found"
+
+
+def test_formation_sizes_are_checked_against_the_table(client: FlaskClient, tmp_path: Path) -> None:
+    client.post("/api/apps", json={"name": "hello"})
+    from paas.store import Store
+
+    store = Store(tmp_path / "paas.db")
+    store.create_release(store.app("hello"), description="d", user=None, config={},
+                         slug="/s", process_types={"web": "serve"})
+    bad = client.patch("/api/apps/hello/formation",
+                       json={"updates": [{"type": "web", "size": "huge"}]})
+    assert bad.status_code == 422 and "standard-2x" in bad.get_json()["message"]
+    good = client.patch("/api/apps/hello/formation",
+                        json={"updates": [{"type": "web", "size": "standard-2x"}]})
+    assert good.get_json() == [{"type": "web", "quantity": 1, "command": "serve",
+                                "size": "standard-2x", "memory_mb": 1024, "pids": 512,
+                                "cpu_shares": 2048}]

@@ -9,6 +9,7 @@ from flask.typing import ResponseReturnValue
 
 from paas import apps as app_ops
 from paas import events, logs, releases
+from paas import sizes as dyno_sizes
 from paas.agent import state as dyno_state
 from paas.errors import InvalidInput
 from paas.store import App, Build, Release
@@ -185,8 +186,10 @@ def _formation_json(app: App) -> list[dict]:
     release = store().release_for_deploy(app)
     types = release.process_types if release else {}
     quantities = store().formation(app)
+    sizes = store().formation_sizes(app)
     return [
-        {"type": ptype, "quantity": quantities.get(ptype, 0), "command": command}
+        {"type": ptype, "quantity": quantities.get(ptype, 0), "command": command,
+         **dyno_sizes.describe(sizes.get(ptype, dyno_sizes.DEFAULT_SIZE))}
         for ptype, command in types.items()
     ]
 
@@ -205,18 +208,29 @@ def update_formation(name: str) -> ResponseReturnValue:
     release = store().release_for_deploy(app)
     known = release.process_types if release else {}
     quantities: dict[str, int] = {}
+    sizes: dict[str, str] = {}
     for update in updates:
         ptype = update.get("type") if isinstance(update, dict) else None
-        quantity = update.get("quantity") if isinstance(update, dict) else None
         if ptype not in known:
             listed = ", ".join(known) or "none yet; push the app first"
             raise InvalidInput(f"{app.name} has no process type {ptype!r} (it has: {listed})")
-        if not isinstance(quantity, int) or isinstance(quantity, bool) or not 0 <= quantity <= 100:
-            raise InvalidInput(f"the quantity of {ptype} must be a whole number from 0 to 100")
-        quantities[ptype] = quantity
+        if "quantity" not in update and "size" not in update:
+            raise InvalidInput(f"give a quantity or a size for {ptype}")
+        if "quantity" in update:
+            quantity = update["quantity"]
+            if (not isinstance(quantity, int) or isinstance(quantity, bool)
+                    or not 0 <= quantity <= 100):
+                raise InvalidInput(f"the quantity of {ptype} must be a whole number from 0 to 100")
+            quantities[ptype] = quantity
+        if "size" in update:
+            size = update["size"]
+            dyno_sizes.limits(size if isinstance(size, str) else repr(size))
+            sizes[ptype] = size
     store().set_formation(app, quantities)
+    store().set_formation_sizes(app, sizes)
     events.emit(rds(), app.name, events.FORMATION_CHANGED,
-                **{ptype: qty for ptype, qty in quantities.items()})
+                **{ptype: qty for ptype, qty in quantities.items()},
+                **{f"{ptype}.size": size for ptype, size in sizes.items()})
     releases.wake_agent(rds())
     return jsonify(_formation_json(app))
 
