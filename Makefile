@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PYTHON ?= python3
-APT_PACKAGES := git redis-server runc python3 python3-venv curl ca-certificates procps skopeo umoci
+APT_PACKAGES := git redis-server runc python3 python3-venv curl ca-certificates procps skopeo umoci debootstrap
 STAMP := $(VENV)/.installed
 
 .PHONY: install apt venv up test lint bench clean

@@ -52,3 +52,8 @@ def dynos(app: str) -> str:
 def heartbeat(component: str) -> str:
     """String with a TTL, refreshed by a running component (agent, router, worker)."""
     return f"{PREFIX}:heartbeat:{component}"
+
+
+def one_off_counter(app: str) -> str:
+    """Counter: the number of the app's latest one-off dyno (`run.N`), from INCR."""
+    return f"{PREFIX}:run:{app}:counter"

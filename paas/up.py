@@ -192,10 +192,14 @@ class Platform:
         env = self.child_env()
         for child in self.children:
             child.start(env)
-        self._announce()
         r = redis_client(self.s)
+        announce_by = time.monotonic() + 30
+        announced = False
         while not self.stopping:
             now = time.monotonic()
+            if not announced and (self._healthy() or now > announce_by):
+                announced = True
+                self._announce(healthy=now <= announce_by)
             for child in self.children:
                 if child.alive():
                     if child.heartbeat:
@@ -233,20 +237,19 @@ class Platform:
         except (redis.RedisError, OSError):
             pass
 
-    def _announce(self) -> None:
+    def _healthy(self) -> bool:
+        try:
+            response = requests.get(f"http://127.0.0.1:{self.s.http_port}/api/health",
+                                    headers={"Host": self.s.domain}, timeout=0.5)
+            return response.status_code == 200
+        except requests.RequestException:
+            return False
+
+    def _announce(self, healthy: bool) -> None:
         s = self.s
         url = s.platform_url()
-        health = f"http://127.0.0.1:{s.http_port}/api/health"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not self.stopping:
-            try:
-                if requests.get(health, headers={"Host": s.domain}, timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        else:
-            log.warning("the platform is not healthy yet; see %s", health)
+        if not healthy:
+            log.warning("the platform is not healthy yet; see %s/api/health", url)
         print(
             f"\npaas is up (PAAS_HOME={s.home})\n"
             f"  Dashboard:   {url}/\n"

@@ -36,6 +36,7 @@ from paas.agent import state
 from paas.image import ImageStore, gc
 from paas.runtime import Driver, DynoSpec, RunningDyno
 from paas.runtime.ocispec import Limits
+from paas.runtime.stacks import DEFAULT_STACK
 from paas.store import App, Release, Store
 
 log = logging.getLogger(__name__)
@@ -313,6 +314,7 @@ class Agent:
         replaces: Dyno | None = None,
     ) -> Dyno:
         name = f"{ptype}.{index}"
+        layers, stack = self._image_parts(release)
         spec = DynoSpec(
             id=f"{app.name}.{name}.{secrets.token_hex(3)}",
             app=app.name,
@@ -320,7 +322,8 @@ class Agent:
             type=ptype,
             release=release.version,
             restart_seq=gen[1],
-            layers=self._layers(release),
+            layers=layers,
+            stack=stack,
             command=release.process_types[ptype],
             env=dict(release.config),
             port=free_port() if ptype == "web" else None,
@@ -352,14 +355,16 @@ class Agent:
         self._publish_state(app.name)
         return dyno
 
-    def _layers(self, release: Release) -> tuple[Path, ...]:
-        """The unpacked layer trees of the release's image, bottom first."""
+    def _image_parts(self, release: Release) -> tuple[tuple[Path, ...], str]:
+        """The unpacked layer trees of the release's image (bottom first) and its stack."""
         if not release.slug:
             raise ValueError(f"release v{release.version} has nothing to run")
         if release.slug.startswith("sha256:") and self.images is not None:
             image = self.images.image(release.slug)
-            return tuple(self.images.layer_path(digest) for digest in image.layers)
-        return (Path(release.slug),)  # a plain directory: tests and releases before images
+            layers = tuple(self.images.layer_path(digest) for digest in image.layers)
+            return layers, image.config.labels.get("paas.stack", DEFAULT_STACK)
+        # A plain directory: tests and releases made before images.
+        return (Path(release.slug),), DEFAULT_STACK
 
     def _await_ready(self, app: App, dynos: list[Dyno]) -> str | None:
         """Wait until every web dyno accepts connections; the failure reason otherwise."""

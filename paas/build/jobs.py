@@ -8,6 +8,7 @@ until the release has deployed.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -24,11 +25,12 @@ from paas.build.sandbox import BuildSandbox
 from paas.config import Settings, redis_client, settings
 from paas.errors import BuildFailed, PaasError
 from paas.image import ImageConfig, image_store
+from paas.runtime import stacks
+from paas.runtime.stacks import Stacks
 from paas.store import App, Build, Release, Store
 
 log = logging.getLogger(__name__)
 
-STACK = "host"
 #: Top-level folders of a built app that hold its dependencies: their own image layer.
 DEPENDENCY_DIRS = frozenset({".heroku", "node_modules"})
 BUILD_TIMEOUT = float(os.environ.get("PAAS_BUILD_TIMEOUT", "900"))
@@ -130,15 +132,17 @@ class Builder:
     def _compile(self, src: Path, declared: dict[str, str]) -> dict[str, str]:
         tools = buildpack.ensure_tools(self.s.tools_dir)
         env = buildpack.build_env([tools])
-        env.update({"STACK": STACK, "SOURCE_VERSION": self.build.commit_sha})
+        self.stack = self._choose_stack(src)
+        env.update({"STACK": self.stack, "SOURCE_VERSION": self.build.commit_sha})
         bp, _ = buildpack.detect(src, buildpack.builtin_buildpacks(), env)
         cache = self.s.cache_dir / self.app.name
         cache.mkdir(parents=True, exist_ok=True)
         sandbox = None
         if self.s.runtime == "runc":
+            Stacks(self.s.home).get(self.stack, progress=self.out.line)
             # Compiling runs the app's own code: in a container, as the app's uid.
             sandbox = BuildSandbox(self.s.home, self.app.uid, f"{self.app.name}-{self.build.id}",
-                                   tools_dir=tools)
+                                   tools_dir=tools, stack=self.stack)
         buildpack.compile(bp, src, cache, self.store.config_vars(self.app), env,
                           emit=self.out.line, timeout=BUILD_TIMEOUT, sandbox=sandbox)
         defaults = buildpack.release(bp, src, env)
@@ -154,6 +158,28 @@ class Builder:
                 "for example `web: gunicorn app:app`"
             )
         return process_types
+
+    def _choose_stack(self, src: Path) -> str:
+        """The STACK config var, else app.json's "stack", else the default."""
+        config = self.store.config_vars(self.app)
+        name = config.get("STACK")
+        app_json = src / "app.json"
+        if not name and app_json.is_file():
+            try:
+                name = json.loads(app_json.read_text()).get("stack")
+            except (ValueError, AttributeError):
+                raise BuildFailed("app.json is not a JSON object; fix it or remove it") from None
+        name = name or stacks.DEFAULT_STACK
+        try:
+            stacks.check(name)
+        except PaasError as exc:
+            raise BuildFailed(exc.message) from None
+        if name != "host" and self.s.runtime != "runc":
+            raise BuildFailed(f"the {name} stack needs the runc runtime (PAAS_RUNTIME=runc, "
+                              "as root); unset STACK to build on the host stack")
+        if name != stacks.DEFAULT_STACK:
+            self.out.line(f"-----> Using the {name} stack")
+        return name
 
     def _store_image(self, src: Path, process_types: dict[str, str]) -> str:
         """Split the built app into layers (dependencies, then code) and save its image.
@@ -173,7 +199,8 @@ class Builder:
             cmd=["/bin/bash", "-c", web] if web else None,
             working_dir="/app",
             exposed_ports=["5000/tcp"] if web else [],
-            labels={"paas.app": self.app.name, "paas.commit": self.build.commit_sha},
+            labels={"paas.app": self.app.name, "paas.commit": self.build.commit_sha,
+                    "paas.stack": self.stack},
         )
         image_id = images.save_image(layers, config)
         self.out.line(f"-----> Image {image_id[:19]} ({len(layers)} layers)")

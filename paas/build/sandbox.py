@@ -19,6 +19,7 @@ from pathlib import Path
 
 from paas.runtime import ocispec
 from paas.runtime.runc import RuncDriver
+from paas.runtime.stacks import DEFAULT_STACK
 
 BUILD_LIMITS = ocispec.Limits(memory_mb=2048, pids=1024, cpu_shares=1024, tmp_mb=1024)
 INSIDE_BUILD, INSIDE_CACHE, INSIDE_ENV = "/build", "/cache", "/env"
@@ -27,8 +28,9 @@ INSIDE_BUILDPACK, INSIDE_TOOLS = "/buildpack", "/tools/bin"
 
 class BuildSandbox:
     def __init__(self, home: Path, uid: int, name: str, tools_dir: Path | None = None,
-                 limits: ocispec.Limits = BUILD_LIMITS) -> None:
+                 limits: ocispec.Limits = BUILD_LIMITS, stack: str = DEFAULT_STACK) -> None:
         self.driver = RuncDriver(home)
+        self.stack = stack
         self.uid = uid
         self.tools_dir = tools_dir
         self.cid = f"paas-build-{name}-{secrets.token_hex(3)}"
@@ -38,7 +40,7 @@ class BuildSandbox:
     def command(self, compile_script: Path, build_dir: Path, cache_dir: Path, env_dir: Path,
                 env: dict[str, str]) -> list[str]:
         """Prepare the container and return the host command that runs the compile in it."""
-        rootfs = self.driver.ensure_stack()
+        stack = self.driver.stack(self.stack)
         for tree in (build_dir, cache_dir, env_dir):
             _chown_tree(tree, self.uid)
         status = self.bundle / "status"
@@ -72,15 +74,15 @@ class BuildSandbox:
             env=inside_env,
             uid=self.uid,
             gid=self.uid,
-            rootfs=str(rootfs),
+            rootfs=str(stack.rootfs),
             lower_dirs=[],
             upper_dir="",
             work_dir="",
             etc_dir=str(etc),
             status_dir=str(status),
             cgroups_path=f"/paas/{self.cid}",
-            host_dirs=self.driver.host_dirs(),
-            host_etc=self.driver.host_etc(),
+            host_dirs=stack.host_dirs,
+            host_etc=stack.host_etc,
             limits=self.limits,
             binds=binds,
             cwd=INSIDE_BUILD,

@@ -17,6 +17,7 @@ from paas.cli.images import images_export, images_gc
 from paas.cli.logs import logs
 from paas.cli.ps import ps_list, ps_restart, ps_scale, ps_type
 from paas.cli.releases import builds_list, releases_list, rollback
+from paas.cli.run import run_command
 from paas.errors import PaasError
 
 
@@ -78,6 +79,7 @@ for command in (
     releases_list, rollback, builds_list,
     logs, login,
     images_export, images_gc,
+    run_command,
 ):
     cli.add_command(command)
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import redis
-from dulwich.protocol import SIDE_BAND_CHANNEL_PROGRESS, Protocol
+from dulwich.protocol import SIDE_BAND_CHANNEL_DATA, SIDE_BAND_CHANNEL_PROGRESS, Protocol
 from dulwich.repo import Repo
 from dulwich.server import Backend, ReceivePackHandler
 
@@ -29,6 +29,8 @@ DEPLOY_REFS = (b"refs/heads/main", b"refs/heads/master")
 ZERO_SHA = b"0" * 40
 #: How long a push waits for another push to the same app to finish.
 LOCK_WAIT = 600.0
+#: A push whose build prints nothing for this long gets a keepalive packet.
+KEEPALIVE_SECONDS = 10.0
 
 
 @dataclass
@@ -68,6 +70,12 @@ class DeployingReceivePackHandler(ReceivePackHandler):
                     log.warning("push lock of %s had expired", self.ctx.app.name)
                 self._lock = None
 
+    def _keepalive(self) -> None:
+        """An empty data packet, as git's own receive-pack sends (receive.keepAlive): it
+        keeps proxies and the router from closing a quiet connection during a long step."""
+        if self.has_capability(b"side-band-64k") or self.has_capability(b"side-band"):
+            self.proto.write_pkt_line(bytes([SIDE_BAND_CHANNEL_DATA]))
+
     def _progress(self, text: str) -> None:
         if self.has_capability(b"side-band-64k") or self.has_capability(b"side-band"):
             self.proto.write_sideband(SIDE_BAND_CHANNEL_PROGRESS, text.encode() + b"\n")
@@ -93,6 +101,7 @@ class DeployingReceivePackHandler(ReceivePackHandler):
         build = self.ctx.store.create_build(app, self.ctx.user, new_sha.decode(), ref.decode())
         worker.enqueue(self.ctx.r, build.id)
         deadline = time.monotonic() + jobs.BUILD_TIMEOUT + jobs.DEPLOY_TIMEOUT + 120
+        last_sent = time.monotonic()
         for item in output.follow(self.ctx.r, build.id):
             if isinstance(item, output.BuildEnd):
                 if item.status == "succeeded":
@@ -102,8 +111,12 @@ class DeployingReceivePackHandler(ReceivePackHandler):
                 return item.reason or "build failed"
             if item is not None:
                 self._progress(item)
+                last_sent = time.monotonic()
             elif time.monotonic() > deadline:
                 return "the build did not finish in time; is the build worker running?"
+            elif time.monotonic() - last_sent > KEEPALIVE_SECONDS:
+                self._keepalive()
+                last_sent = time.monotonic()
         return "build failed"
 
     def _acquire_lock(self) -> bool:
@@ -114,7 +127,10 @@ class DeployingReceivePackHandler(ReceivePackHandler):
         if not lock.acquire(blocking=False):
             self._progress(f"-----> Another push to {self.ctx.app.name} is deploying; "
                            "waiting for it to finish")
-            if not lock.acquire(blocking=True, blocking_timeout=LOCK_WAIT):
-                return False
+            deadline = time.monotonic() + LOCK_WAIT
+            while not lock.acquire(blocking=True, blocking_timeout=KEEPALIVE_SECONDS):
+                if time.monotonic() > deadline:
+                    return False
+                self._keepalive()
         self._lock = lock
         return True

@@ -34,6 +34,7 @@ class DynoSpec:
     port: int | None = None
     uid: int | None = None  # the app's own uid (containers)
     limits: Limits = field(default_factory=Limits)
+    stack: str = "host"  # the base OS under /app (containers; see paas.runtime.stacks)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -22,6 +22,7 @@ from pathlib import Path
 from paas.runtime import DynoSpec, OutputSink, RunningDyno, ocispec
 from paas.runtime.logfile import LogTail
 from paas.runtime.process import process_start_time
+from paas.runtime.stacks import DEFAULT_STACK, StackRoot, Stacks
 
 log = logging.getLogger(__name__)
 
@@ -60,52 +61,22 @@ class RuncDriver:
         self.runc = runc
         self.state_root = home / "run" / "runc"
         self.root = home / "dynos"
-        self.rootfs = home / "stacks" / "host" / f"v{ocispec.SKELETON_VERSION}"
+        self.stacks = Stacks(home)
         self._tails: dict[str, LogTail] = {}
 
     # --- the stack ------------------------------------------------------------------
-    def host_dirs(self) -> list[str]:
-        return [d for d in ocispec.HOST_DIRS if os.path.isdir(d) and not os.path.islink(d)]
-
-    def host_etc(self) -> list[str]:
-        return [n for n in ocispec.HOST_ETC if os.path.exists(f"/etc/{n}")]
+    def stack(self, name: str = DEFAULT_STACK) -> StackRoot:
+        return self.stacks.get(name)
 
     def ensure_stack(self) -> Path:
-        """The `host` stack's read-only root: mount points, and the host's top-level symlinks
-        (/bin -> usr/bin on merged-/usr systems), nothing else."""
-        if (self.rootfs / ".paas-stack").exists():
-            return self.rootfs
-        tmp = self.rootfs.with_name(f"tmp.{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        self.rootfs.parent.mkdir(parents=True, exist_ok=True)
-        for d in ocispec.SKELETON_DIRS:
-            (tmp / d).mkdir(parents=True, exist_ok=True)
-        for f in ocispec.SKELETON_FILES:
-            (tmp / f).touch()
-        (tmp / "tmp").mkdir()
-        # runc gives a tmpfs the mode of the directory it covers.
-        (tmp / "tmp").chmod(0o1777)
-        (tmp / "var/tmp").chmod(0o1777)
-        for d in ocispec.HOST_DIRS:
-            name = d.lstrip("/")
-            if os.path.islink(d):
-                (tmp / name).symlink_to(os.readlink(d))
-            elif os.path.isdir(d):
-                (tmp / name).mkdir()
-        for name in self.host_etc():
-            target = tmp / "etc" / name
-            if os.path.isdir(f"/etc/{name}"):
-                target.mkdir()
-            else:
-                target.touch()
-        for name in ocispec.GENERATED_ETC:
-            (tmp / "etc" / name).touch()
-        (tmp / ".paas-stack").write_text(f"host v{ocispec.SKELETON_VERSION}\n")
-        try:
-            tmp.rename(self.rootfs)
-        except OSError:  # another process made it first
-            shutil.rmtree(tmp, ignore_errors=True)
-        return self.rootfs
+        """The default stack's root (see paas.runtime.stacks)."""
+        return self.stack().rootfs
+
+    def host_dirs(self) -> list[str]:
+        return self.stack().host_dirs
+
+    def host_etc(self) -> list[str]:
+        return self.stack().host_etc
 
     # --- one dyno ---------------------------------------------------------------------
     def _dir(self, spec: DynoSpec) -> Path:
@@ -122,7 +93,7 @@ class RuncDriver:
     def start(self, spec: DynoSpec, output: OutputSink) -> RunningDyno:
         if spec.uid is None:
             raise ValueError("the runc driver needs the app's uid")
-        rootfs = self.ensure_stack()
+        stack = self.stack(spec.stack)
         workdir = self._dir(spec)
         if workdir.exists():
             self._remove(spec)
@@ -153,15 +124,15 @@ class RuncDriver:
             env=env,
             uid=uid,
             gid=gid,
-            rootfs=str(rootfs),
+            rootfs=str(stack.rootfs),
             lower_dirs=[str(p) for p in spec.layers],
             upper_dir=str(workdir / "upper"),
             work_dir=str(workdir / "work"),
             etc_dir=str(workdir / "etc"),
             status_dir=str(workdir / "status"),
             cgroups_path=f"/paas/{self.container_id(spec)}",
-            host_dirs=self.host_dirs(),
-            host_etc=self.host_etc(),
+            host_dirs=stack.host_dirs,
+            host_etc=stack.host_etc,
             limits=spec.limits,
         )
         (workdir / "bundle" / "config.json").write_text(json.dumps(ocispec.config(container)))

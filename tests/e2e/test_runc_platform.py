@@ -127,3 +127,19 @@ def test_a_dyno_size_becomes_its_memory_limit(runc_platform: Platform) -> None:
     listed = runc_platform.cli("ps:type", "-a", "other").stdout
     assert "eco" in listed and "256 MB" in listed
     assert get(runc_platform, "other", "/").startswith("uid=")
+
+
+def test_an_app_on_the_debian_stack_runs_on_its_own_root(
+    runc_platform: Platform, tmp_path: Path
+) -> None:
+    git_file = "/usr/share/git-core/templates/description"
+    assert Path(git_file).exists(), "the host has git; the debian stack must not"
+    runc_platform.cli("apps:create", "deb")
+    runc_platform.cli("config:set", "-a", "deb", "STACK=debian")
+    repo = make_app_repo(tmp_path / "src", fixture="probe-app")
+    push = runc_platform.git("push", runc_platform.remote_url("deb", runc_platform.token),
+                             "main", cwd=repo)
+    assert "Using the debian stack" in push.stderr
+    assert get(runc_platform, "deb", f"/read?path={git_file}") == "missing"
+    assert get(runc_platform, "deb", "/read?path=/etc/debian_version").startswith("read:12")
+    assert get(runc_platform, "probe", f"/read?path={git_file}").startswith("read:")

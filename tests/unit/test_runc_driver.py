@@ -253,7 +253,7 @@ def test_the_root_and_usr_are_read_only(dynos: Dynos) -> None:
     assert len(passwd) == 1
     assert passwd[0].endswith(("Read-only file system", "Permission denied"))
     assert not Path("/usr/escape").exists()
-    assert not (dynos.driver.rootfs / "escape").exists()
+    assert not (dynos.driver.ensure_stack() / "escape").exists()
 
 
 def test_mounting_is_refused(dynos: Dynos) -> None:
