@@ -6,8 +6,11 @@
     (a new app each round, so its build cache starts empty);
 (c) code-only redeploy: `git push` of a one-line change to the first response that shows it.
 
+Also prints how much the image store grew with each code-only redeploy (target: the
+changed files plus 64 KiB at most).
+
 Prints each round and the medians; targets: (b) <= 1.5 x (a), (c) <= 3 s.
-Usage: .venv/bin/python bench/deploy.py [--rounds N]
+Usage: .venv/bin/python bench/deploy.py [--rounds N] [--runtime runc|process]
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,6 +30,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from paas.image import ImageStore  # noqa: E402
 from tests.e2e.platform import Platform, commit_change, free_port, make_app_repo  # noqa: E402
 
 STACK_PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
@@ -72,16 +75,19 @@ def baseline(app_src: Path, pip_cache: Path) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    default_runtime = "runc" if os.geteuid() == 0 and shutil.which("runc") else "process"
+    parser.add_argument("--runtime", choices=("runc", "process"), default=default_runtime)
     args = parser.parse_args()
     fixture = ROOT / "tests/fixtures/flask-app"
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         pip_cache = tmp_path / "pip-cache"
         baseline(fixture, pip_cache)  # warms the pip cache; not counted
-        plat = Platform(home=tmp_path / "home", user_home=tmp_path / "user", port=free_port())
+        plat = Platform(home=tmp_path / "home", user_home=tmp_path / "user", port=free_port(),
+                        runtime=args.runtime)
         plat.user_home.mkdir()
         plat.start()
-        results: dict[str, list[float]] = {"a": [], "b": [], "c": []}
+        results: dict[str, list[float]] = {"a": [], "b": [], "c": [], "growth": []}
         try:
             for n in range(1, args.rounds + 1):
                 results["a"].append(baseline(fixture, pip_cache))
@@ -94,20 +100,29 @@ def main() -> int:
                 first_200(lambda app=app: plat.get_app(app))
                 results["b"].append(time.monotonic() - start)
                 commit_change(repo, "app.py", '"one"', f'"round{n}"', "code change")
+                images_before = ImageStore(plat.home / "images").disk_usage()
                 start = time.monotonic()
                 plat.git("push", remote, "main", cwd=repo)
                 first_200(lambda app=app: plat.get_app(app), expect=f"code=round{n}")
                 results["c"].append(time.monotonic() - start)
+                results["growth"].append(
+                    ImageStore(plat.home / "images").disk_usage() - images_before
+                )
                 print(f"round {n}: (a) baseline {results['a'][-1]:.2f}s  "
                       f"(b) cold deploy {results['b'][-1]:.2f}s  "
-                      f"(c) code-only redeploy {results['c'][-1]:.2f}s", flush=True)
+                      f"(c) code-only redeploy {results['c'][-1]:.2f}s  "
+                      f"image store +{results['growth'][-1] / 1024:.0f} KiB", flush=True)
         finally:
             plat.stop()
     a, b, c = (statistics.median(results[k]) for k in "abc")
-    print(f"\nmedians over {args.rounds} rounds on {socket.gethostname()}:")
+    code_kib = sum(f.stat().st_size for f in fixture.rglob("*") if f.is_file()) / 1024
+    growth = statistics.median(results["growth"])
+    print(f"\nmedians over {args.rounds} rounds, runtime {args.runtime}:")
     print(f"  (a) baseline venv+pip+gunicorn  {a:6.2f} s")
     print(f"  (b) cold deploy                 {b:6.2f} s   = {b / a:.2f} x (a)   target <= 1.5 x")
     print(f"  (c) code-only redeploy          {c:6.2f} s                  target <= 3 s")
+    print(f"  image store growth per (c)      {growth / 1024:6.0f} KiB (app code"
+          f" {code_kib:.0f} KiB; target <= changed files + 64 KiB)")
     return 0
 
 

@@ -93,6 +93,14 @@ def lookup(host: str, domain: str, table: RouteTable) -> Target:
     return PLATFORM if is_ip_host(host) else UNKNOWN
 
 
+def app_name(host: str, domain: str) -> str | None:
+    """The app a normalised `<app>.<domain>` host names, whether or not it exists."""
+    cut = len(host) - len(domain) - 1
+    if cut > 0 and host[cut] == "." and host.endswith(domain) and "." not in host[:cut]:
+        return host[:cut]
+    return None
+
+
 # --- the route table and balancing ------------------------------------------------------
 
 

@@ -366,15 +366,24 @@ class ClientConnection(asyncio.Protocol):
         self._maybe_finish(ex)
 
     # --- proxying
-    def _start(self, ex: Exchange) -> None:
+    def _start(self, ex: Exchange, rechecked: bool = False) -> None:
         srv = self.server
         target = core.lookup(ex.info.host, srv.domain, srv.table)
+        backend = srv.table.pick(target.app) if target.kind is core.Kind.APP else None
+        if target.kind is not core.Kind.PLATFORM and backend is None and not rechecked:
+            # The table may lag the route an instant (a deploy that just finished): ask
+            # Redis once before answering 404 or 503. Rate-limited per name in the server.
+            app = core.app_name(ex.info.host, srv.domain)
+            if app is not None and srv.may_recheck(app):
+                task = self.loop.create_task(srv.reload_app(app))
+                task.add_done_callback(lambda _t: self._start(ex, rechecked=True))
+                return
         if target.kind is core.Kind.UNKNOWN:
             self._local_error(ex, core.UNKNOWN_HOST)
             return
         if target.kind is core.Kind.APP:
             ex.app = target.app
-            ex.backend = srv.table.pick(target.app)  # type: ignore[arg-type]
+            ex.backend = backend
             if ex.backend is None:
                 self._local_error(ex, core.NO_WEB_DYNOS)
                 return

@@ -28,6 +28,8 @@ from router import core
 from router.proxy import BackendPool, ClientConnection
 
 log = logging.getLogger("router")
+#: How often a miss for one host may send the router to Redis for a fresher route.
+RECHECK_SECONDS = 0.5
 T = TypeVar("T")
 
 # Router lines waiting for Redis. A batch Redis refuses is dropped: an outage costs log
@@ -65,6 +67,7 @@ class RouterServer:
         self.resync_interval = resync_interval
         self.heartbeat_interval = heartbeat_interval
         self.table = core.RouteTable()
+        self._rechecked: dict[str, float] = {}
         self.pool = BackendPool()
         self.connections: set[ClientConnection] = set()
         self.port = 0
@@ -218,6 +221,23 @@ class RouterServer:
     async def _reload_all(self) -> None:
         table = await self.loop.run_in_executor(self._executor, routes.load_all, self._redis)
         self.table.replace_all(table)
+
+    def may_recheck(self, app: str) -> bool:
+        """Whether a miss for `app` may ask Redis now: at most once per RECHECK_SECONDS per
+        name, so a flood of requests for unknown hosts cannot flood Redis."""
+        now = self.loop.time()
+        if now - self._rechecked.get(app, -RECHECK_SECONDS) < RECHECK_SECONDS:
+            return False
+        if len(self._rechecked) > 10_000:
+            self._rechecked.clear()
+        self._rechecked[app] = now
+        return True
+
+    async def reload_app(self, app: str) -> None:
+        try:
+            await self._reload_app(app)
+        except (redis.RedisError, OSError) as exc:
+            log.warning("could not reload the route of %s: %s", app, exc)
 
     async def _reload_app(self, app: str) -> None:
         route = await self.loop.run_in_executor(self._executor, routes.load, self._redis, app)

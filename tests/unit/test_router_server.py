@@ -606,3 +606,16 @@ def test_health_names_the_web_process_when_the_router_cannot_reach_it(
         conn.request("GET", "/other", headers={"Host": "localhost"})
         other = conn.getresponse()
         assert other.status == 503 and b"<html>" in other.read()
+
+
+def test_a_route_written_a_moment_ago_is_found_even_before_its_message(
+    start_router, backends, r
+) -> None:
+    router = start_router()
+    # Written without the pub/sub message (as if it were still in flight): the miss makes
+    # the router look in Redis once before it would answer 404.
+    r.hset(keys.routes(), "fresh", route("fresh", backends[0]).to_json())
+    assert get_json(router, "fresh.localhost", "/")["name"] == backends[0].name
+    with client(router) as conn:
+        conn.request("GET", "/", headers={"Host": "nothing-here.localhost"})
+        assert conn.getresponse().status == 404
