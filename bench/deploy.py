@@ -122,7 +122,7 @@ def main() -> int:
     print(f"  (b) cold deploy                 {b:6.2f} s   = {b / a:.2f} x (a)   target <= 1.5 x")
     print(f"  (c) code-only redeploy          {c:6.2f} s                  target <= 3 s")
     print(f"  image store growth per (c)      {growth / 1024:6.0f} KiB (app code"
-          f" {code_kib:.0f} KiB; target <= changed files + 64 KiB)")
+          f" {code_kib:.1f} KiB; target <= changed files + 64 KiB)")
     return 0
 
 

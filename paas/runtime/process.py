@@ -8,7 +8,6 @@ left behind.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -18,7 +17,8 @@ import threading
 import time
 from pathlib import Path
 
-from paas.runtime import DynoSpec, OutputSink, RunningDyno
+from paas.runtime import DynoSpec, OutputSink, RunningDyno, records
+from paas.runtime.records import process_start_time
 
 log = logging.getLogger(__name__)
 
@@ -28,16 +28,6 @@ _LAUNCHER = (
     'for f in "$HOME"/.profile.d/*.sh; do [ -r "$f" ] && . "$f"; done\n'
     "unset f\n"
 )
-
-
-def process_start_time(pid: int) -> str | None:
-    """The kernel's start time of `pid`, to tell a live dyno from a reused pid."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    return None if fields[0] in ("Z", "X") else fields[19]  # a zombie has ended
 
 
 class ProcessDriver:
@@ -81,12 +71,7 @@ class ProcessDriver:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        state = {
-            "spec": spec.to_json(),
-            "pid": proc.pid,
-            "start_time": process_start_time(proc.pid),
-        }
-        (workdir / "state.json").write_text(json.dumps(state))
+        records.write(workdir, spec, proc.pid, "process")
         threading.Thread(
             target=self._pump, args=(proc, output), name=f"log-{spec.id}", daemon=True
         ).start()
@@ -138,16 +123,10 @@ class ProcessDriver:
 
     def strays(self) -> list[RunningDyno]:
         found = []
-        for state_file in self.root.glob("*/*/state.json"):
-            try:
-                state = json.loads(state_file.read_text())
-                spec = DynoSpec.from_json(state["spec"])
-            except (OSError, ValueError, TypeError, KeyError):
-                shutil.rmtree(state_file.parent, ignore_errors=True)
-                continue
-            dyno = RunningDyno(spec=spec, pid=state["pid"], started_at=0.0)
-            if state.get("start_time") and process_start_time(dyno.pid) == state["start_time"]:
-                found.append(dyno)
+        for record in records.read_all(self.root):
+            if record.alive:
+                found.append(RunningDyno(spec=record.spec, pid=record.pid,
+                                         started_at=record.started_at))
             else:
-                shutil.rmtree(state_file.parent, ignore_errors=True)
+                shutil.rmtree(record.folder, ignore_errors=True)
         return found

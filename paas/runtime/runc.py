@@ -19,9 +19,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from paas.runtime import DynoSpec, OutputSink, RunningDyno, ocispec
+from paas.runtime import DynoSpec, OutputSink, RunningDyno, ocispec, records
 from paas.runtime.logfile import LogTail
-from paas.runtime.process import process_start_time
+from paas.runtime.records import process_start_time
 from paas.runtime.stacks import DEFAULT_STACK, StackRoot, Stacks
 
 log = logging.getLogger(__name__)
@@ -150,16 +150,9 @@ class RuncDriver:
             self._remove(spec)
             raise RuntimeError("runc could not start the container: " + " / ".join(tail))
         pid = int((workdir / "pid").read_text())
-        state = {
-            "spec": spec.to_json(),
-            "pid": pid,
-            "start_time": process_start_time(pid),
-            "started_at": time.time(),
-            "runtime": "runc",
-        }
-        (workdir / "state.json").write_text(json.dumps(state))
-        dyno = RunningDyno(spec=spec, pid=pid, started_at=time.time(),
-                           handle=state["start_time"])
+        record = records.write(workdir, spec, pid, "runc")
+        dyno = RunningDyno(spec=spec, pid=pid, started_at=record.started_at,
+                           handle=record.start_time)
         self.attach(dyno, output)
         return dyno
 
@@ -220,19 +213,12 @@ class RuncDriver:
 
     def strays(self) -> list[RunningDyno]:
         found = []
-        for state_file in self.root.glob("*/*/state.json"):
-            try:
-                state = json.loads(state_file.read_text())
-                spec = DynoSpec.from_json(state["spec"])
-            except (OSError, ValueError, TypeError, KeyError):
-                shutil.rmtree(state_file.parent, ignore_errors=True)
-                continue
-            dyno = RunningDyno(spec=spec, pid=state["pid"], started_at=state.get("started_at", 0.0),
-                               handle=state.get("start_time"))
-            if dyno.handle and process_start_time(dyno.pid) == dyno.handle:
-                found.append(dyno)
+        for record in records.read_all(self.root):
+            if record.alive:
+                found.append(RunningDyno(spec=record.spec, pid=record.pid,
+                                         started_at=record.started_at, handle=record.start_time))
             else:
-                self._remove(spec)
+                self._remove(record.spec)
         # Containers whose dyno folder is gone: nothing can use them; delete them.
         known = {self.container_id(d.spec) for d in found}
         listed = self._run_runc("list", "--format", "json")
