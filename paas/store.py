@@ -101,6 +101,15 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE formation ADD COLUMN size TEXT NOT NULL DEFAULT 'standard-1x';
     """,
+    # The buildpacks an app asked for (paas buildpacks:add/set), in order.
+    """
+    CREATE TABLE app_buildpacks (
+        app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        url TEXT NOT NULL,
+        PRIMARY KEY (app_id, position)
+    );
+    """,
 ]
 
 #: Apps' uids start here, well above any host account.
@@ -504,6 +513,22 @@ class Store:
             (keep_releases,),
         ).fetchall()
         return {r["slug"] for r in rows if r["slug"].startswith("sha256:")}
+
+    # --- buildpacks -----------------------------------------------------------------
+    def buildpacks(self, app: App) -> list[str]:
+        rows = self._conn().execute(
+            "SELECT url FROM app_buildpacks WHERE app_id = ? ORDER BY position", (app.id,)
+        ).fetchall()
+        return [r["url"] for r in rows]
+
+    def set_buildpacks(self, app: App, urls: list[str]) -> list[str]:
+        with self._tx() as c:
+            c.execute("DELETE FROM app_buildpacks WHERE app_id = ?", (app.id,))
+            c.executemany(
+                "INSERT INTO app_buildpacks (app_id, position, url) VALUES (?, ?, ?)",
+                [(app.id, n, url) for n, url in enumerate(urls)],
+            )
+        return self.buildpacks(app)
 
     # --- formation ---------------------------------------------------------------
     def formation(self, app: App) -> dict[str, int]:

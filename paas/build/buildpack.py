@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import re
 import selectors
+import shutil
 import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,7 +30,13 @@ if TYPE_CHECKING:
 BUILDPACKS_DIR = Path(__file__).resolve().parents[2] / "buildpacks"
 
 # Detection order of the built-in buildpacks; folders not named here come after, by name.
-BUILTIN_ORDER: tuple[str, ...] = ("python",)
+BUILTIN_ORDER: tuple[str, ...] = ("python", "nodejs", "static", "procfile")
+
+# Sources the `export` files of the buildpacks that ran before this one (Heroku's multi-
+# buildpack contract), then becomes bin/compile.
+EXPORTS_WRAPPER = (
+    'for f in "$PAAS_EXPORTS"/*; do [ -r "$f" ] && . "$f"; done; unset f; exec "$@"'
+)
 
 # The stack name buildpacks see as $STACK when the caller does not set one.
 DEFAULT_STACK = "host"
@@ -107,8 +114,11 @@ def detect(
             return bp, result.stdout.strip() or bp.name
     tried = ", ".join(bp.name for bp in buildpacks) or "none"
     raise BuildpackError(
-        f"no buildpack recognised this app (tried: {tried}). For a Python app, add a "
-        "requirements.txt at the top of the repository; otherwise set a buildpack for the app"
+        f"no buildpack recognised this app (tried: {tried}). Add what your language needs at "
+        "the top of the repository (requirements.txt or pyproject.toml for Python, "
+        "package.json for Node.js, index.html for a static site, or a Procfile running a "
+        "program you ship), or choose buildpacks with `paas buildpacks:set` or a .buildpacks "
+        "file"
     )
 
 
@@ -122,24 +132,32 @@ def compile(
     emit: Callable[[str], None],
     timeout: float = 900,
     sandbox: BuildSandbox | None = None,
+    exports: Sequence[Path] = (),
 ) -> None:
     """Run bin/compile, passing each line of its output to `emit` as soon as it is printed.
 
     `config` becomes ENV_DIR (one file per config var), which exists only for this call.
     With a `sandbox`, the compile runs in its container (as the app's uid) instead of as a
-    host process.
+    host process. `exports` are the `export` files of earlier buildpacks, sourced first.
     """
     cache_dir.mkdir(parents=True, exist_ok=True)
     compile_env = dict(env)
     compile_env.setdefault("STACK", DEFAULT_STACK)
     compile_env["BUILD_DIR"] = str(build_dir)
-    with tempfile.TemporaryDirectory(prefix="paas-env-") as env_dir:
+    with tempfile.TemporaryDirectory(prefix="paas-env-") as env_dir, \
+            tempfile.TemporaryDirectory(prefix="paas-exports-") as exports_dir:
         _write_env_dir(Path(env_dir), config)
+        for number, export in enumerate(exports):
+            shutil.copyfile(export, Path(exports_dir) / f"{number:03d}")
         argv = [str(bp.path / "bin" / "compile"), str(build_dir), str(cache_dir), env_dir]
+        if exports:
+            compile_env["PAAS_EXPORTS"] = exports_dir
+            argv = ["/bin/bash", "-c", EXPORTS_WRAPPER, "compile", *argv]
         popen_env = compile_env
         if sandbox is not None:
             argv = sandbox.command(bp.path / "bin" / "compile", build_dir, cache_dir,
-                                   Path(env_dir), compile_env)
+                                   Path(env_dir), compile_env,
+                                   exports_dir=Path(exports_dir) if exports else None)
             popen_env = {"PATH": os.pathsep.join(SYSTEM_PATH), "LANG": "C.UTF-8"}
         try:
             proc = subprocess.Popen(

@@ -19,7 +19,7 @@ from pathlib import Path
 import redis
 
 from paas import events, procfile, releases
-from paas.build import buildpack
+from paas.build import buildpack, sources
 from paas.build.output import BuildOutput
 from paas.build.sandbox import BuildSandbox
 from paas.config import Settings, redis_client, settings
@@ -134,18 +134,32 @@ class Builder:
         env = buildpack.build_env([tools])
         self.stack = self._choose_stack(src)
         env.update({"STACK": self.stack, "SOURCE_VERSION": self.build.commit_sha})
-        bp, _ = buildpack.detect(src, buildpack.builtin_buildpacks(), env)
+        config = self.store.config_vars(self.app)
+        chosen = self._buildpacks(src, env)
         cache = self.s.cache_dir / self.app.name
+        if config.get("PAAS_NO_CACHE", "").lower() not in ("", "0", "false", "no"):
+            self.out.line("-----> PAAS_NO_CACHE is set: building without the build cache")
+            shutil.rmtree(cache, ignore_errors=True)
         cache.mkdir(parents=True, exist_ok=True)
-        sandbox = None
         if self.s.runtime == "runc":
             Stacks(self.s.home).get(self.stack, progress=self.out.line)
-            # Compiling runs the app's own code: in a container, as the app's uid.
-            sandbox = BuildSandbox(self.s.home, self.app.uid, f"{self.app.name}-{self.build.id}",
-                                   tools_dir=tools, stack=self.stack)
-        buildpack.compile(bp, src, cache, self.store.config_vars(self.app), env,
-                          emit=self.out.line, timeout=BUILD_TIMEOUT, sandbox=sandbox)
-        defaults = buildpack.release(bp, src, env)
+        defaults: dict[str, str] = {}
+        exports: list[Path] = []
+        for number, bp in enumerate(chosen, start=1):
+            if len(chosen) > 1:
+                self.out.line(f"=====> Buildpack {number} of {len(chosen)}: {bp.name}")
+            sandbox = None
+            if self.s.runtime == "runc":
+                # Compiling runs the app's own code: in a container, as the app's uid.
+                sandbox = BuildSandbox(self.s.home, self.app.uid,
+                                       f"{self.app.name}-{self.build.id}-{number}",
+                                       tools_dir=tools, stack=self.stack)
+            buildpack.compile(bp, src, cache, config, env, emit=self.out.line,
+                              timeout=BUILD_TIMEOUT, sandbox=sandbox, exports=exports)
+            if (bp.path / "export").is_file():
+                exports.append(bp.path / "export")
+            # The last buildpack's process types win.
+            defaults.update(buildpack.release(bp, src, env))
         self.out.line("-----> Discovering process types")
         if declared:
             self.out.line(f"       Procfile declares types     -> {', '.join(declared)}")
@@ -158,6 +172,34 @@ class Builder:
                 "for example `web: gunicorn app:app`"
             )
         return process_types
+
+    def _buildpacks(self, src: Path, env: dict[str, str]) -> list[buildpack.Buildpack]:
+        """The app's buildpacks, else `.buildpacks`, else the first built-in that detects;
+        each copied into the build's scratch folder, where its bin/compile may write an
+        `export` file for the next one."""
+        scratch = self.workdir / "buildpacks"
+        entries = self.store.buildpacks(self.app)
+        if not entries and (src / ".buildpacks").is_file():
+            entries = sources.parse_buildpacks_file((src / ".buildpacks").read_text())
+        if not entries:
+            found, _ = buildpack.detect(src, buildpack.builtin_buildpacks(), env)
+            entries = [found.name]
+        chosen = []
+        for entry in entries:
+            bp = sources.resolve(entry, scratch / "fetched", self.s.home)
+            copy = scratch / f"{len(chosen)}-{bp.name}"
+            shutil.copytree(bp.path, copy, symlinks=True)
+            bp = buildpack.Buildpack(bp.name, copy)
+            if len(entries) > 1:
+                try:
+                    buildpack.detect(src, [bp], env)
+                except BuildFailed:
+                    raise BuildFailed(
+                        f"the {bp.name} buildpack ({entry}) does not recognise this app; "
+                        "remove it from the app's buildpacks or add what it looks for"
+                    ) from None
+            chosen.append(bp)
+        return chosen
 
     def _choose_stack(self, src: Path) -> str:
         """The STACK config var, else app.json's "stack", else the default."""

@@ -17,13 +17,14 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from paas.build.buildpack import EXPORTS_WRAPPER
 from paas.runtime import ocispec
 from paas.runtime.runc import RuncDriver
 from paas.runtime.stacks import DEFAULT_STACK
 
 BUILD_LIMITS = ocispec.Limits(memory_mb=2048, pids=1024, cpu_shares=1024, tmp_mb=1024)
 INSIDE_BUILD, INSIDE_CACHE, INSIDE_ENV = "/build", "/cache", "/env"
-INSIDE_BUILDPACK, INSIDE_TOOLS = "/buildpack", "/tools/bin"
+INSIDE_BUILDPACK, INSIDE_TOOLS, INSIDE_EXPORTS = "/buildpack", "/tools/bin", "/exports"
 
 
 class BuildSandbox:
@@ -38,10 +39,10 @@ class BuildSandbox:
         self.limits = limits
 
     def command(self, compile_script: Path, build_dir: Path, cache_dir: Path, env_dir: Path,
-                env: dict[str, str]) -> list[str]:
+                env: dict[str, str], exports_dir: Path | None = None) -> list[str]:
         """Prepare the container and return the host command that runs the compile in it."""
         stack = self.driver.stack(self.stack)
-        for tree in (build_dir, cache_dir, env_dir):
+        for tree in (build_dir, cache_dir, env_dir, compile_script.parent.parent):
             _chown_tree(tree, self.uid)
         status = self.bundle / "status"
         status.mkdir(parents=True)
@@ -56,10 +57,19 @@ class BuildSandbox:
             (str(build_dir), INSIDE_BUILD, True),
             (str(cache_dir), INSIDE_CACHE, True),
             (str(env_dir), INSIDE_ENV, False),
-            (str(compile_script.parent.parent), INSIDE_BUILDPACK, False),
+            # Writable: a buildpack may leave an `export` file for the next one. It is the
+            # build's own copy of the buildpack.
+            (str(compile_script.parent.parent), INSIDE_BUILDPACK, True),
         ]
         inside_env = dict(env)
         inside_env.update(HOME="/tmp", BUILD_DIR=INSIDE_BUILD)
+        args = [f"{INSIDE_BUILDPACK}/bin/{compile_script.name}", INSIDE_BUILD, INSIDE_CACHE,
+                INSIDE_ENV]
+        if exports_dir is not None:
+            _chown_tree(exports_dir, self.uid)
+            binds.append((str(exports_dir), INSIDE_EXPORTS, False))
+            inside_env["PAAS_EXPORTS"] = INSIDE_EXPORTS
+            args = ["/bin/bash", "-c", EXPORTS_WRAPPER, "compile", *args]
         if self.tools_dir is not None:
             uv = self.tools_dir / "uv"
             if uv.exists():
@@ -69,8 +79,7 @@ class BuildSandbox:
             )
         spec = ocispec.ContainerSpec(
             hostname="build",
-            args=[f"{INSIDE_BUILDPACK}/bin/{compile_script.name}", INSIDE_BUILD, INSIDE_CACHE,
-                  INSIDE_ENV],
+            args=args,
             env=inside_env,
             uid=self.uid,
             gid=self.uid,

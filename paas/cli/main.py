@@ -11,6 +11,14 @@ import click
 from paas import __version__
 from paas.cli.apps import apps_create, apps_destroy, apps_info, apps_list
 from paas.cli.auth import login
+from paas.cli.buildpacks import (
+    buildpacks_add,
+    buildpacks_clear,
+    buildpacks_list,
+    buildpacks_remove,
+    buildpacks_set,
+    builds_cache_purge,
+)
 from paas.cli.config_vars import config_get, config_set, config_show, config_unset
 from paas.cli.gitremote import git_remote
 from paas.cli.images import images_export, images_gc
@@ -79,6 +87,8 @@ for command in (
     releases_list, rollback, builds_list,
     logs, login,
     images_export, images_gc,
+    buildpacks_list, buildpacks_add, buildpacks_set, buildpacks_remove, buildpacks_clear,
+    builds_cache_purge,
     run_command,
 ):
     cli.add_command(command)

@@ -1,0 +1,52 @@
+"""API resources of an app's buildpacks (Heroku's buildpack installations) and build cache."""
+
+from __future__ import annotations
+
+import shutil
+
+from flask import jsonify, request
+from flask.typing import ResponseReturnValue
+
+from paas.build import sources
+from paas.errors import InvalidInput
+from paas.store import App
+from web.api import api, app_for_request, settings, store
+
+
+def _installations(app: App) -> list[dict]:
+    return [
+        {"ordinal": n, "buildpack": {"url": url, "name": url.rsplit("/", 1)[-1]}}
+        for n, url in enumerate(store().buildpacks(app))
+    ]
+
+
+@api.get("/apps/<name>/buildpack-installations")
+def list_buildpacks(name: str) -> ResponseReturnValue:
+    return jsonify(_installations(app_for_request(name)))
+
+
+@api.put("/apps/<name>/buildpack-installations")
+def set_buildpacks(name: str) -> ResponseReturnValue:
+    app = app_for_request(name)
+    body = request.get_json(silent=True)
+    updates = body.get("updates") if isinstance(body, dict) else None
+    if not isinstance(updates, list):
+        raise InvalidInput('send {"updates": [{"buildpack": "python"}, ...]} (an empty list '
+                           "clears them)")
+    urls = []
+    for update in updates:
+        entry = update.get("buildpack") if isinstance(update, dict) else None
+        if not isinstance(entry, str) or not entry.strip():
+            raise InvalidInput('each update needs a "buildpack": a built-in name or a URL')
+        urls.append(sources.normalise(entry))
+    if len(set(urls)) != len(urls):
+        raise InvalidInput("a buildpack is listed twice; list each once")
+    store().set_buildpacks(app, urls)
+    return jsonify(_installations(app))
+
+
+@api.delete("/apps/<name>/build-cache")
+def purge_build_cache(name: str) -> ResponseReturnValue:
+    app = app_for_request(name)
+    shutil.rmtree(settings().cache_dir / app.name, ignore_errors=True)
+    return jsonify({"purged": True}), 202
