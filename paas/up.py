@@ -25,7 +25,7 @@ import requests
 from paas import keys
 from paas.config import Settings, redis_client, settings
 from paas.errors import PaasError
-from paas.runtime import driver_for
+from paas.runtime import driver_for, oneoff
 from paas.store import Store
 
 log = logging.getLogger("paas.up")
@@ -288,6 +288,8 @@ class Platform:
         for dyno in driver.strays():
             log.warning("stopping %s of %s left running", dyno.spec.name, dyno.spec.app)
             driver.stop(dyno, grace=5.0)
+        for swept in oneoff.sweep_one_offs(self.s):
+            log.warning("removed one-off dyno %s left running", swept)
 
 
 def run_up() -> int:

@@ -29,17 +29,6 @@ import click
 from paas.cli.client import TIMEOUT, USER_AGENT, ApiError
 from paas.cli.common import api, app_option, resolve_app
 from paas.errors import PaasError
-from paas.runtime.oneoff import (
-    ERROR,
-    EXIT,
-    RESIZE,
-    STDERR,
-    STDIN,
-    STDIN_EOF,
-    STDOUT,
-    FrameDecoder,
-    encode_frame,
-)
 
 MAX_HEAD = 64 * 1024
 #: gunicorn refuses a header line over 8190 bytes.
@@ -79,8 +68,9 @@ def run_command(app: str | None, detached: bool, command: tuple[str, ...]) -> No
         raise PaasError("not logged in; run `paas login` or set PAAS_API_KEY")
     has_tty = sys.stdin.isatty() and sys.stdout.isatty()
     body: dict[str, Any] = {"command": line, "attach": True, "tty": has_tty}
-    if has_tty:
-        body["size"] = list(_terminal_size())
+    rows, cols = _terminal_size() if has_tty else (0, 0)
+    if rows > 0 and cols > 0:  # a terminal of unknown size (0x0) gets the platform's default
+        body["size"] = [rows, cols]
     sock, rest = open_session(client.url, client.token, name, body)
     try:
         code = relay(sock, rest, has_tty)
@@ -184,11 +174,15 @@ def _error(sock: socket.socket, status: int, reason: str, headers: dict[str, str
 # --- the session ----------------------------------------------------------------------------
 def relay(sock: socket.socket, rest: bytes, has_tty: bool) -> int:
     """Copy stdin to the dyno and its output here until its exit status comes; answer it."""
+    # Imported here, as in the functions below: the runtime package brings Redis and the
+    # stacks along, which no other command of the CLI needs.
+    from paas.runtime import oneoff
+
     lock = threading.Lock()
 
     def send(kind: int, payload: bytes = b"") -> None:
         with lock:
-            sock.sendall(encode_frame(kind, payload))
+            sock.sendall(oneoff.encode_frame(kind, payload))
 
     stdin_fd = sys.stdin.fileno()
     saved = termios.tcgetattr(stdin_fd) if has_tty else None
@@ -198,8 +192,10 @@ def relay(sock: socket.socket, rest: bytes, has_tty: bool) -> int:
 
         def on_winch(_signum: int, _frame: object) -> None:
             rows, cols = _terminal_size()
+            if rows <= 0 or cols <= 0:
+                return
             try:
-                send(RESIZE, f"{rows} {cols}".encode())
+                send(oneoff.RESIZE, f"{rows} {cols}".encode())
             except OSError:
                 pass
 
@@ -216,20 +212,22 @@ def relay(sock: socket.socket, rest: bytes, has_tty: bool) -> int:
 
 
 def _receive(sock: socket.socket, rest: bytes) -> int:
-    decoder = FrameDecoder()
+    from paas.runtime import oneoff
+
+    decoder = oneoff.FrameDecoder()
     frames = decoder.feed(rest)
     error = None
     while True:
         for kind, payload in frames:
-            if kind == STDOUT and payload:
+            if kind == oneoff.STDOUT and payload:
                 sys.stdout.buffer.write(payload)
                 sys.stdout.buffer.flush()
-            elif kind == STDERR:
+            elif kind == oneoff.STDERR:
                 sys.stderr.buffer.write(payload)
                 sys.stderr.buffer.flush()
-            elif kind == EXIT:
+            elif kind == oneoff.EXIT:
                 return int(payload or b"1")
-            elif kind == ERROR:
+            elif kind == oneoff.ERROR:
                 error = payload.decode("utf-8", "replace")
         try:
             data = sock.recv(65536)
@@ -243,12 +241,14 @@ def _receive(sock: socket.socket, rest: bytes) -> int:
 
 def _pump_stdin(fd: int, send: Send) -> None:
     """Forward stdin until its end (then say so); a daemon: it dies with the CLI."""
+    from paas.runtime import oneoff
+
     try:
         while True:
             data = os.read(fd, 65536)
             if not data:
-                send(STDIN_EOF, b"")
+                send(oneoff.STDIN_EOF, b"")
                 return
-            send(STDIN, data)
+            send(oneoff.STDIN, data)
     except OSError:  # stdin is gone, or the connection: the main thread sees the latter
         return

@@ -13,6 +13,7 @@ upgraded to `paas-run`): frames of 1 byte type, 4 bytes big-endian length, paylo
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import secrets
@@ -22,9 +23,11 @@ import struct
 import subprocess
 import sys
 import termios
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from paas import sizes
 from paas.config import Settings
 from paas.runtime import DynoSpec, ocispec
 from paas.runtime.stacks import DEFAULT_STACK
@@ -51,6 +54,9 @@ _TAKE_TERMINAL = (
     "os.execv(sys.argv[1], sys.argv[1:])"
 )
 RUNC = "runc"
+#: The one-offs this process started and has not stopped yet, by pid.
+_running: dict[int, tuple[Settings, DynoSpec, subprocess.Popen[bytes]]] = {}
+_running_lock = threading.Lock()
 
 
 # --- what runs ------------------------------------------------------------------------
@@ -71,14 +77,15 @@ def release_image(release: Release, settings: Settings) -> tuple[tuple[Path, ...
 
 def one_off_spec(settings: Settings, app: App, release: Release, number: int,
                  command: str) -> DynoSpec:
-    """The DynoSpec of `run.N`: the release's image and config vars, no port."""
+    """The DynoSpec of `run.N`: the release's image and config vars, no port, the default
+    size (Heroku's too)."""
     layers, stack = release_image(release, settings)
     name = f"run.{number}"
     return DynoSpec(
         id=f"{app.name}.{name}.{secrets.token_hex(3)}",
         app=app.name, name=name, type="run", release=release.version, restart_seq=0,
         layers=layers, stack=stack, command=command, env=dict(release.config), port=None,
-        uid=app.uid,
+        uid=app.uid, limits=sizes.limits(sizes.DEFAULT_SIZE),
     )
 
 
@@ -102,11 +109,15 @@ def run_one_off(settings: Settings, spec: DynoSpec, stdin_fd: int, stdout_fd: in
     shutil.rmtree(workdir, ignore_errors=True)
     try:
         if settings.runtime == "runc":
-            return _start_runc(settings, spec, workdir, stdin_fd, stdout_fd, stderr_fd)
-        return _start_process(spec, workdir, stdin_fd, stdout_fd, stderr_fd)
+            proc = _start_runc(settings, spec, workdir, stdin_fd, stdout_fd, stderr_fd)
+        else:
+            proc = _start_process(spec, workdir, stdin_fd, stdout_fd, stderr_fd)
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
+    with _running_lock:
+        _running[proc.pid] = (settings, spec, proc)
+    return proc
 
 
 def _env(spec: DynoSpec, home: str) -> dict[str, str]:
@@ -174,7 +185,7 @@ def _start_process(spec: DynoSpec, workdir: Path, stdin_fd: int, stdout_fd: int,
         app_dir.chmod(0o755)
     argv = ["/bin/bash", "-c", LAUNCHER, "launcher", spec.command]
     if os.isatty(stdin_fd):
-        argv = [sys.executable, "-c", _TAKE_TERMINAL, *argv]
+        argv = [sys.executable, "-I", "-c", _TAKE_TERMINAL, *argv]
     return subprocess.Popen(
         argv, cwd=app_dir, env=_env(spec, str(app_dir)),
         stdin=stdin_fd, stdout=stdout_fd, stderr=stderr_fd, start_new_session=True,
@@ -199,7 +210,37 @@ def stop_one_off(settings: Settings, spec: DynoSpec, proc: subprocess.Popen[byte
         _kill_session(proc.pid)  # what its command left behind, even once it has ended
         proc.wait()
     shutil.rmtree(one_off_dir(settings, spec), ignore_errors=True)
+    with _running_lock:
+        _running.pop(proc.pid, None)
     return exit_status(proc.returncode)
+
+
+@atexit.register
+def stop_all_one_offs() -> None:
+    """Stop the one-offs still running when this process exits (a web worker stopping
+    gracefully), so none outlives the thread that relayed it."""
+    with _running_lock:
+        left = list(_running.values())
+    for settings, spec, proc in left:
+        stop_one_off(settings, spec, proc)
+
+
+def sweep_one_offs(settings: Settings) -> list[str]:
+    """Remove what one-offs left behind when the process relaying them died without a word
+    (SIGKILL): containers, processes, folders. Only while no web process runs (`paas up`,
+    once it has stopped it). Answers the ids swept."""
+    swept = []
+    for workdir in sorted(settings.dynos_dir.glob("*/*.run.*")):
+        if (workdir / "state.json").exists():
+            continue  # a dyno of the formation, of a process type named "run"
+        if settings.runtime == "runc":
+            subprocess.run([RUNC, "--root", str(settings.run_dir / "runc"), "delete",
+                            "--force", f"paas-{workdir.name}"], capture_output=True, timeout=30)
+        else:
+            _kill_processes_in(workdir)
+        shutil.rmtree(workdir, ignore_errors=True)
+        swept.append(workdir.name)
+    return swept
 
 
 def _stop_container(settings: Settings, spec: DynoSpec, proc: subprocess.Popen[bytes]) -> None:
@@ -234,6 +275,20 @@ def _kill_session(sid: int) -> None:
         except (OSError, IndexError):
             continue
         if fields[3] == str(sid):
+            try:
+                os.kill(int(entry.name), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def _kill_processes_in(folder: Path) -> None:
+    """SIGKILL every process whose working directory is in `folder`."""
+    for entry in Path("/proc").iterdir():
+        try:
+            cwd = os.readlink(entry / "cwd") if entry.name.isdigit() else ""
+        except OSError:
+            continue
+        if cwd == str(folder) or cwd.startswith(f"{folder}/"):
             try:
                 os.kill(int(entry.name), signal.SIGKILL)
             except ProcessLookupError:

@@ -219,13 +219,19 @@ class RuncDriver:
                                          started_at=record.started_at, handle=record.start_time))
             else:
                 self._remove(record.spec)
-        # Containers whose dyno folder is gone: nothing can use them; delete them.
+        # Dyno containers whose folder is gone: nothing can use them; delete them. Builds
+        # (paas-build-*) clean up after themselves, and a one-off keeps a folder without a
+        # record while the web process relays it.
         known = {self.container_id(d.spec) for d in found}
         listed = self._run_runc("list", "--format", "json")
         for container in json.loads(listed.stdout or "null") or []:
             cid = container.get("id", "")
-            if cid.startswith("paas-") and cid not in known:
-                self._run_runc("delete", "--force", cid)
+            if not cid.startswith("paas-") or cid.startswith("paas-build-") or cid in known:
+                continue
+            dyno_id = cid.removeprefix("paas-")
+            if (self.root / dyno_id.split(".", 1)[0] / dyno_id).is_dir():
+                continue
+            self._run_runc("delete", "--force", cid)
         return found
 
 

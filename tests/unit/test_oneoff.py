@@ -11,7 +11,7 @@ import select
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -36,7 +36,9 @@ from paas.runtime.oneoff import (
     parse_size,
     resize_one_off,
     run_one_off,
+    stop_all_one_offs,
     stop_one_off,
+    sweep_one_offs,
 )
 from paas.store import Store
 from web import create_app
@@ -102,7 +104,8 @@ def make_layer(root: Path) -> Path:
     (root / "data.txt").write_text("image data\n")
     for path in [root, *root.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
-        os.lchown(path, 0, 0) if os.geteuid() == 0 else None
+        if os.geteuid() == 0:
+            os.lchown(path, 0, 0)
     return root
 
 
@@ -276,6 +279,40 @@ def test_stopping_a_running_one_off_kills_it_and_leaves_nothing(home: Path,
         assert time.monotonic() - started < 10
         assert out.read() == b""  # every holder of the pipe is gone
     assert_nothing_left(s, spec)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_what_a_dead_relay_left_is_swept(home: Path, runtime: str) -> None:
+    s = settings_for(home, runtime)
+    spec = spec_for(home, "sleep 60 & sleep 60")
+    devnull = os.open(os.devnull, os.O_RDWR)
+    proc = run_one_off(s, spec, devnull, devnull, devnull)
+    os.close(devnull)
+    wait_for(lambda: runtime == "process" or runc_ids(home), "the container")
+    assert sweep_one_offs(s) == [spec.id]
+    assert proc.wait(10) in (-9, 137)  # runc reports its container's SIGKILL as 137
+    assert_nothing_left(s, spec)
+    stop_one_off(s, spec, proc)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_one_offs_still_running_at_exit_are_stopped(home: Path, runtime: str) -> None:
+    s = settings_for(home, runtime)
+    spec = spec_for(home, "sleep 60")
+    devnull = os.open(os.devnull, os.O_RDWR)
+    proc = run_one_off(s, spec, devnull, devnull, devnull)
+    os.close(devnull)
+    stop_all_one_offs()
+    assert proc.returncode is not None
+    assert_nothing_left(s, spec)
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what}")
+        time.sleep(0.05)
 
 
 # --- the API before any upgrade ---------------------------------------------------------------
