@@ -178,8 +178,10 @@ def test_detect_on_an_empty_app_lists_what_was_tried(tmp_path: Path) -> None:
     other = fake_buildpack(tmp_path / "bps", "ruby")
     with pytest.raises(BuildpackError) as info:
         buildpack.detect(app, [*buildpack.builtin_buildpacks(), other], platform_env(tmp_path))
-    assert "tried: python, ruby" in info.value.message
-    assert "requirements.txt" in info.value.message
+    builtin = ", ".join(bp.name for bp in buildpack.builtin_buildpacks())
+    assert f"tried: {builtin}, ruby" in info.value.message
+    assert builtin.startswith("python, nodejs")
+    assert "requirements.txt" in info.value.message and "paas buildpacks:set" in info.value.message
 
 
 # --- the runner, with fake buildpacks ---------------------------------------------------------
@@ -335,7 +337,11 @@ def test_ensure_tools_links_uv_and_is_idempotent(tmp_path: Path) -> None:
         ),
         ({"requirements.txt": "gunicorn\n", "app.py": "app = 1\n", "Procfile": "web: x\n"}, {}),
         ({"requirements.txt": "flask\n", "app.py": "app = Flask(__name__)\n"}, {}),
-        ({"requirements.txt": "gunicorn\n", "app.py": "application = make()\n"}, {}),
+        (
+            {"requirements.txt": "gunicorn\n", "app.py": "application = make()\n"},
+            {"web": "gunicorn app:application"},
+        ),
+        ({"requirements.txt": "gunicorn\n", "app.py": "make_app = make()\n"}, {}),
         ({"requirements.txt": "gunicorn-extras\n", "app.py": "app = 1\n"}, {}),
     ],
 )
@@ -450,15 +456,16 @@ def test_a_change_in_an_included_requirements_file_reinstalls(tmp_path: Path) ->
         assert run_in_dyno(app, version).stdout == f"{pin}\n"
 
 
-def test_pyproject_without_requirements_txt_says_what_is_supported(tmp_path: Path) -> None:
-    app = write_app(tmp_path / "app", {"pyproject.toml": "[project]\nname = 'x'\n"})
+def test_pyproject_without_dependencies_says_what_is_supported(tmp_path: Path) -> None:
+    app = write_app(tmp_path / "app", {"pyproject.toml": "[tool.ruff]\nline-length = 100\n"})
     lines: list[str] = []
     with pytest.raises(BuildpackError):
         buildpack.compile(
             python_bp(), app, tmp_path / "cache", {}, platform_env(tmp_path), lines.append
         )
-    assert " !     This app has pyproject.toml but no requirements.txt." in lines
-    assert any("requirements.txt only" in line for line in lines)
+    assert any(line.startswith(" !     This app has pyproject.toml but no dependencies")
+               for line in lines)
+    assert any("uv.lock, Pipfile.lock or pyproject.toml" in line for line in lines)
 
 
 # --- the python buildpack, from PyPI -----------------------------------------------------------

@@ -1,0 +1,132 @@
+"""git push deploys a Node.js app (tests/fixtures/node-app) with the built-in nodejs buildpack.
+
+On the session's process-runtime platform: the first push installs with npm and runs the
+build script, whose output the page shows; a code-only redeploy reuses node_modules and its
+image layer; an engines.node the stack cannot satisfy is rejected. Then the same app on a
+runc platform, where the build runs in a container as the app's uid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from paas.image import ImageStore
+from tests.e2e.platform import Platform, commit_change, free_port, make_app_repo
+
+pytestmark = pytest.mark.slow
+
+APP = "node-hello"
+PAGE = "built by &lt;npm run build&gt;; web.1 code={code} ttl=2m\n"
+REUSE_LINE = "remote:        Dependencies unchanged; reusing node_modules"
+
+
+@pytest.fixture(scope="module")
+def repo(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo = make_app_repo(tmp_path_factory.mktemp("src") / "node-app", fixture="node-app")
+    platform.cli("apps:create", APP)
+    platform.cli("git:remote", "-a", APP, cwd=repo)
+    return repo
+
+
+def page(platform: Platform, app: str = APP) -> str:
+    response = platform.get_app(app)
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+def image_layers(platform: Platform, app: str) -> list[list[str]]:
+    """The layer digests of each release of `app`, oldest first."""
+    store = ImageStore(platform.home / "images")
+    releases = platform.api("GET", f"/apps/{app}/releases").json()
+    return [store.image(r["image"]).layers for r in reversed(releases) if r["image"]]
+
+
+def test_first_push_installs_builds_and_the_app_answers(platform: Platform, repo: Path) -> None:
+    push = platform.git("push", "paas", "main", cwd=repo)
+    for expected in (
+        "remote: -----> Node.js app detected",
+        "remote: -----> Installing dependencies",
+        "remote:        Installing node modules with npm ci (package-lock.json)",
+        "remote:        > node build.js",
+        "remote: -----> Pruning devDependencies",
+        "remote:        Default types for buildpack -> web",
+    ):
+        assert expected in push.stderr, push.stderr
+    assert REUSE_LINE not in push.stderr
+    assert page(platform) == PAGE.format(code="one")
+
+
+def test_a_code_change_reuses_node_modules_and_its_layer(platform: Platform, repo: Path) -> None:
+    commit_change(repo, "server.js", '"one"', '"two"', "code only")
+    push = platform.git("push", "paas", "main", cwd=repo)
+    assert REUSE_LINE in push.stderr, push.stderr
+    assert "npm ci" not in push.stderr
+    assert page(platform) == PAGE.format(code="two")
+    first, second = image_layers(platform, APP)[-2:]
+    assert len(first) == len(second) == 2
+    assert first[0] == second[0], "the node_modules layer is reused byte for byte"
+    assert first[1] != second[1]
+
+
+def test_an_engines_node_the_stack_cannot_satisfy_is_rejected(
+    platform: Platform, repo: Path
+) -> None:
+    before = page(platform)
+    package = json.loads((repo / "package.json").read_text())
+    package["engines"]["node"] = "^4.2.0"
+    (repo / "package.json").write_text(json.dumps(package, indent=2) + "\n")
+    subprocess.run(["git", "commit", "-q", "-am", "ancient node"], cwd=repo, env=platform.env(),
+                   check=True)
+    try:
+        push = platform.git("push", "paas", "main", cwd=repo, check=False)
+        assert push.returncode != 0
+        assert "remote:  !     This app needs Node.js ^4.2.0, the stack has " in push.stderr
+        assert "change engines.node or use a stack with a matching node" in push.stderr
+        assert "[remote rejected] main -> main" in push.stderr
+        assert page(platform) == before
+    finally:
+        subprocess.run(["git", "reset", "-q", "--hard", "HEAD~1"], cwd=repo, check=True)
+
+
+# --- on runc ---------------------------------------------------------------------------------
+
+needs_runc = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("runc") is None,
+    reason="needs root and runc (CI has both): builds and dynos run in runc containers",
+)
+
+
+@pytest.fixture(scope="module")
+def runc_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    base = tmp_path_factory.mktemp("runc-node-platform")
+    p = Platform(home=base / "home", user_home=base / "user", port=free_port(), runtime="runc")
+    p.user_home.mkdir()
+    p.start()
+    try:
+        yield p
+    finally:
+        p.stop()
+
+
+@needs_runc
+def test_on_runc_the_app_builds_in_a_container_and_redeploys_reusing_node_modules(
+    runc_platform: Platform, tmp_path: Path
+) -> None:
+    runc_platform.cli("apps:create", APP)
+    repo = make_app_repo(tmp_path / "src", fixture="node-app")
+    remote = runc_platform.remote_url(APP, runc_platform.token)
+    push = runc_platform.git("push", remote, "main", cwd=repo)
+    assert "remote:        Installing node modules with npm ci (package-lock.json)" in push.stderr
+    assert page(runc_platform) == PAGE.format(code="one")
+
+    commit_change(repo, "server.js", '"one"', '"two"', "code only")
+    push = runc_platform.git("push", remote, "main", cwd=repo)
+    assert REUSE_LINE in push.stderr, push.stderr
+    assert page(runc_platform) == PAGE.format(code="two")

@@ -1,0 +1,588 @@
+"""The built-in nodejs buildpack, run for real through the buildpack runner.
+
+bin/compile runs with the host's node and npm on copies of tests/fixtures/node-app, so the
+installs come from the npm registry; the engines range matcher is checked directly, by
+running the node program bin/compile embeds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from paas.build import buildpack
+from paas.build.buildpack import Buildpack, BuildpackError
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+REUSE_LINE = "       Dependencies unchanged; reusing node_modules"
+NPM_CI_LINE = "       Installing node modules with npm ci (package-lock.json)"
+PAGE = "built by &lt;npm run build&gt;; web.1 code=one ttl=2m\n"
+
+
+@dataclass(frozen=True)
+class Manager:
+    """How a fixture app's package manager shows in the compile output and the cache."""
+
+    fixture: str
+    install_line: str  # the buildpack's line before the installer runs
+    installed: str  # the start of a line the installer prints once it installed something
+    build_line: str  # the line the manager prints when it runs `node build.js`
+    cache: str  # the manager's own cache, in CACHE_DIR
+    heading: str | None = None  # the heading of the manager's own installation
+
+
+NPM = Manager("node-app", NPM_CI_LINE, "       added 2 packages", "       > node build.js", "npm")
+YARN = Manager(
+    "node-yarn-app", "       Installing node modules with yarn install (yarn.lock)",
+    "       [3/5] Fetching packages...", "       $ node build.js", "yarn",
+    "-----> Installing yarn@1 with npm",
+)
+PNPM = Manager(
+    "node-pnpm-app", "       Installing node modules with pnpm install (pnpm-lock.yaml)",
+    "       + ms 2.1.3", "       > node build.js", "pnpm-store",
+    "-----> Installing pnpm@9.15.9 with npm",
+)
+# ms 2.1.2 as the registry publishes it (a published version's tarball never changes).
+MS_2_1_2 = {
+    "version": "2.1.2",
+    "resolved": "https://registry.npmjs.org/ms/-/ms-2.1.2.tgz",
+    "integrity": "sha512-sGkPx+VjMtmA6MX27oA4FBFELFCZZ4S4XqeGOXCv68tT+jb3vk/RyaKWP0PTKyWtmLSM0b+adU"
+    "TEvbs1PEaH2w==",
+    "license": "MIT",
+}
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("node") is None or shutil.which("npm") is None,
+    reason="the nodejs buildpack uses the stack's node and npm, and this host has none",
+)
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def nodejs_bp() -> Buildpack:
+    (bp,) = [bp for bp in buildpack.builtin_buildpacks() if bp.name == "nodejs"]
+    return bp
+
+
+def node_version() -> str:
+    return subprocess.run(
+        ["node", "-p", "process.versions.node"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def platform_env(tmp_path: Path) -> dict[str, str]:
+    """What the build job gives buildpacks: the tools dir first on PATH, a private HOME."""
+    tools = buildpack.ensure_tools(tmp_path / "tools")
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    return buildpack.build_env([tools], home=home)
+
+
+def copy_fixture(dest: Path, fixture: str = "node-app") -> Path:
+    ignore = shutil.ignore_patterns("node_modules", "build")
+    shutil.copytree(FIXTURES / fixture, dest, ignore=ignore)
+    return dest
+
+
+def write_app(root: Path, files: dict[str, str]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+def edit_json(path: Path, change: Callable[[dict], object]) -> None:
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def run_compile(
+    build_dir: Path,
+    cache_dir: Path,
+    env: dict[str, str],
+    config: dict[str, str] | None = None,
+) -> list[str]:
+    lines: list[str] = []
+    buildpack.compile(nodejs_bp(), build_dir, cache_dir, config or {}, env, lines.append, 600)
+    return lines
+
+
+def failed_compile(
+    build_dir: Path, cache_dir: Path, env: dict[str, str], config: dict[str, str] | None = None
+) -> list[str]:
+    lines: list[str] = []
+    with pytest.raises(BuildpackError, match="failed to compile; see the output above"):
+        buildpack.compile(nodejs_bp(), build_dir, cache_dir, config or {}, env, lines.append, 600)
+    return lines
+
+
+def dyno_env(app_dir: Path, **extra: str) -> dict[str, str]:
+    return {"HOME": str(app_dir), "PATH": "/usr/local/bin:/usr/bin:/bin", **extra}
+
+
+def run_in_dyno(app_dir: Path, command: str) -> subprocess.CompletedProcess[str]:
+    """Run `command` the way a dyno does: HOME = the app dir, .profile.d sourced first."""
+    script = 'for f in "$HOME"/.profile.d/*.sh; do . "$f"; done\n' + command
+    return subprocess.run(
+        ["bash", "-c", script], cwd=app_dir, capture_output=True, text=True, timeout=60,
+        env=dyno_env(app_dir),
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def web_dyno() -> Iterator[Callable[[Path, str], int]]:
+    """Starts `command` in an app dir as a web dyno would; stops it after the test."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(app_dir: Path, command: str) -> int:
+        port = free_port()
+        script = 'for f in "$HOME"/.profile.d/*.sh; do . "$f"; done\n' + command
+        proc = subprocess.Popen(
+            ["bash", "-c", script], cwd=app_dir, text=True, start_new_session=True,
+            env=dyno_env(app_dir, PORT=str(port), DYNO="web.1"),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        started.append(proc)
+        return port
+
+    yield start
+    for proc in started:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.communicate(timeout=30)
+
+
+def get(port: int, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+                return response.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def files_naming(root: Path, text: str) -> list[Path]:
+    needle = text.encode()
+    return [
+        p for p in root.rglob("*")
+        if p.is_file() and not p.is_symlink() and needle in p.read_bytes()
+    ]
+
+
+def in_order(lines: list[str], expected: list[str]) -> bool:
+    """Whether `expected` appear in `lines` in this order (others may come between)."""
+    rest = iter(lines)
+    return all(any(line == wanted for line in rest) for wanted in expected)
+
+
+# --- detect and release ---------------------------------------------------------------------
+
+
+def test_detect_claims_an_app_with_package_json(tmp_path: Path) -> None:
+    app = copy_fixture(tmp_path / "app")
+    bp, name = buildpack.detect(app, buildpack.builtin_buildpacks(), platform_env(tmp_path))
+    assert (bp.name, name) == ("nodejs", "Node.js")
+
+
+def test_detect_passes_over_an_app_without_package_json(tmp_path: Path) -> None:
+    app = write_app(tmp_path / "app", {"server.js": "require('http')\n"})
+    with pytest.raises(BuildpackError, match="tried: nodejs"):
+        buildpack.detect(app, [nodejs_bp()], platform_env(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"package.json": '{"scripts": {"start": "node index.js"}}', "server.js": ""},
+         {"web": "npm start"}),
+        ({"package.json": '{"scripts": {"build": "tsc"}}', "server.js": ""},
+         {"web": "node server.js"}),
+        ({"package.json": '{"name": "x"}'}, {}),
+        ({"package.json": "not json", "server.js": ""}, {"web": "node server.js"}),
+    ],
+)
+def test_release_defaults_to_npm_start_then_server_js(
+    tmp_path: Path, files: dict[str, str], expected: dict[str, str]
+) -> None:
+    app = write_app(tmp_path / "app", files)
+    assert buildpack.release(nodejs_bp(), app, platform_env(tmp_path)) == expected
+
+
+# --- the engines range matcher ------------------------------------------------------------------
+
+
+def inspect_program() -> str:
+    """The node program bin/compile runs on package.json (its `INSPECT_PACKAGE_JS`)."""
+    text = (nodejs_bp().path / "bin" / "compile").read_text()
+    return text.split("<<'JS' || true\n", 1)[1].split("\nJS\n", 1)[0]
+
+
+# Runs the program once per package.json in one node process (a node start costs ~0.1 s),
+# each run in a fresh context with its own argv, printing its verdict for engines.node.
+HARNESS_JS = """
+const vm = require("vm");
+const [program, ...files] = process.argv.slice(1);
+for (const file of files) {
+  const facts = {};
+  const log = (line) => { facts[line.split("=")[0]] = line.slice(line.indexOf("=") + 1); };
+  const argv = [process.argv[0], file, "10.0.0"];
+  const exit = () => { throw new Error("exit"); };
+  try {
+    vm.runInNewContext(program, { require, console: { log },
+      process: { argv, versions: process.versions, exit } });
+  } catch (e) {
+    if (e.message !== "exit") throw e;
+  }
+  console.log(facts.node_match);
+}
+"""
+
+
+def engines_checks(tmp_path: Path, node_ranges: list[object]) -> list[str]:
+    """What the program says of each engines.node range (its node_match line)."""
+    files = []
+    for n, node_range in enumerate(node_ranges):
+        package = tmp_path / f"package-{n}.json"
+        package.write_text(json.dumps({"engines": {"node": node_range}}))
+        files.append(str(package))
+    result = subprocess.run(["node", "-e", HARNESS_JS, inspect_program(), *files],
+                            capture_output=True, text=True, check=True)
+    return result.stdout.splitlines()
+
+
+def range_cases() -> list[tuple[str, str]]:
+    major, minor, patch = (int(p) for p in node_version().split("."))
+    here = f"{major}.{minor}.{patch}"
+    return [
+        (here, "yes"), (f"v{here}", "yes"), (f"={here}", "yes"),
+        (f"{major}.{minor}.{patch + 1}", "no"),
+        (f"{major}", "yes"), (f"{major}.x", "yes"), (f"{major}.{minor}.x", "yes"),
+        (f"{major}.*", "yes"), ("*", "yes"), ("x", "yes"), ("", "unset"),
+        (f"{major + 1}.x", "no"), (f"{major - 1}", "no"),
+        (f">={major}", "yes"), (f">= {major}.{minor}", "yes"), (f">={major + 1}", "no"),
+        (f">{major - 1}", "yes"), (f">{major}", "no"), (f">{here}", "no"),
+        (f"<{major + 1}", "yes"), (f"<{major}", "no"), (f"<={major}", "yes"),
+        (f"<={major}.{minor}.{patch}", "yes"), (f"<={major - 1}.9.9", "no"),
+        (f"^{major}.0.0", "yes"), (f"^{major}", "yes"), (f"^{major - 1}.9.9", "no"),
+        (f"^{here}", "yes"), (f"^{major}.{minor}.{patch + 1}", "no"),
+        ("^0.2.3", "no"), ("^0.0", "no"),
+        (f"~{major}.{minor}.0", "yes"), (f"~{major}.{minor + 1}", "no"), (f"~{major}", "yes"),
+        (f"~>{major}.{minor}", "yes"),
+        (f">={major - 2} <{major + 1}", "yes"), (f">={major - 2} <{major}", "no"),
+        (f"{major - 4} || {major + 2}", "no"), (f"{major - 4}.x || >={major}", "yes"),
+        (f"{major - 2} - {major}", "yes"), (f"{major - 2} - {major - 1}.5", "no"),
+        (f"{major - 2}.0.0 - {here}", "yes"), (f">={major}.0.0-rc.1", "yes"),
+        (f"<{major}.0.0-0", "no"),
+        ("latest", "invalid"), (">=banana", "invalid"), ("1.2.3.4", "invalid"),
+    ]
+
+
+def test_engines_ranges_are_matched_like_semver(tmp_path: Path) -> None:
+    cases = [*range_cases(), (20, "invalid"), (None, "unset")]
+    verdicts = engines_checks(tmp_path, [node_range for node_range, _ in cases])
+    wrong = [
+        (node_range, expected, got)
+        for (node_range, expected), got in zip(cases, verdicts, strict=True)
+        if got != expected
+    ]
+    assert not wrong, f"node {node_version()}: (range, expected, got): {wrong}"
+
+
+# --- compile: install, build, prune, run --------------------------------------------------------
+
+
+@pytest.mark.parametrize("manager", [NPM, YARN, PNPM], ids=lambda m: m.fixture)
+def test_compile_installs_builds_prunes_and_the_app_runs_where_it_is_moved(
+    tmp_path: Path, web_dyno: Callable[[Path, str], int], manager: Manager
+) -> None:
+    app = copy_fixture(tmp_path / "build" / "app", manager.fixture)
+    cache = tmp_path / "cache"
+    lines = run_compile(app, cache, platform_env(tmp_path))
+    assert lines[0] == "-----> Node.js app detected"
+    npm = subprocess.run(["npm", "--version"], capture_output=True, text=True).stdout.strip()
+    node = shutil.which("node")
+    assert lines[1] == f"-----> Using Node.js {node_version()} ({node}) and npm {npm}"
+    assert in_order(lines, [
+        "       engines.node (package.json): >=18, satisfied",
+        *([manager.heading] if manager.heading else []),
+        "-----> Installing dependencies",
+        manager.install_line,
+        "-----> Build",
+        "       Running build",
+        manager.build_line,
+        "-----> Pruning devDependencies",
+        "-----> Node.js dependencies ready in node_modules",
+    ]), lines
+    install, build = lines.index(manager.install_line), lines.index("-----> Build")
+    assert any(line.startswith(manager.installed) for line in lines[install:build]), lines
+    assert all(line.startswith(("-----> ", "       ", " !     ")) for line in lines), lines
+    assert not any(line.startswith(" !     ") for line in lines), lines
+    assert (app / "build" / "message.txt").read_text() == "built by &lt;npm run build&gt;\n"
+    assert (cache / "node_modules.key").is_file() and (cache / manager.cache).is_dir()
+    # The cached copy was taken before pruning: it still has the devDependency.
+    assert (cache / "node_modules" / "escape-html").is_dir()
+
+    # Moved like the slug: the original path no longer exists.
+    moved = tmp_path / "dyno" / "app"
+    moved.parent.mkdir()
+    shutil.move(app, moved)
+    assert not files_naming(moved, str(app))
+    profile = (moved / ".profile.d" / "nodejs.sh").read_text()
+    assert 'PATH="$HOME/node_modules/.bin:$PATH"' in profile
+    result = run_in_dyno(moved, "\n".join([
+        'echo "$NODE_ENV"',
+        "node -p \"require('ms')(60000)\"",
+        "node -e \"require('escape-html')\" 2>/dev/null || echo devDependency pruned",
+    ]))
+    assert result.stdout.splitlines() == ["production", "1m", "devDependency pruned"], (
+        result.stderr
+    )
+    port = web_dyno(moved, "npm start")
+    assert get(port) == PAGE
+
+
+@pytest.mark.parametrize("manager", [YARN, PNPM], ids=lambda m: m.fixture)
+def test_yarn_and_pnpm_apps_reuse_node_modules_and_the_manager(
+    tmp_path: Path, manager: Manager
+) -> None:
+    cache = tmp_path / "cache"
+    env = platform_env(tmp_path)
+    assert manager.install_line in run_compile(copy_fixture(tmp_path / "1", manager.fixture),
+                                               cache, env)
+    second = copy_fixture(tmp_path / "2", manager.fixture)
+    lines = run_compile(second, cache, env)
+    assert REUSE_LINE in lines and manager.install_line not in lines
+    assert manager.heading not in lines
+    name = manager.heading.split()[2].split("@")[0]
+    assert any(line.startswith(f"-----> Using {name} ")
+               and line.endswith("(installed by an earlier build)") for line in lines), lines
+    assert manager.build_line in lines
+    assert not (second / "node_modules" / "escape-html").exists()
+    assert run_in_dyno(second, "node -p \"require('ms')(2000)\"").stdout == "2s\n"
+    # The layer the build job makes of node_modules must be the same for the same lockfile.
+    assert tree_listing(second / "node_modules") == tree_listing(tmp_path / "1" / "node_modules")
+
+
+def tree_listing(root: Path) -> list[tuple[str, bytes]]:
+    """Every entry under root with its content (files) or target (symlinks)."""
+    listing = []
+    for path in sorted(root.rglob("*")):
+        if path.is_symlink():
+            listing.append((str(path.relative_to(root)), os.readlink(path).encode()))
+        elif path.is_file():
+            listing.append((str(path.relative_to(root)), path.read_bytes()))
+        else:
+            listing.append((str(path.relative_to(root)), b"dir"))
+    return listing
+
+
+def test_a_packagemanager_digest_that_does_not_match_stops_the_build(tmp_path: Path) -> None:
+    app = copy_fixture(tmp_path / "app", "node-pnpm-app")
+    edit_json(app / "package.json",
+              lambda data: data.update(packageManager="pnpm@9.15.9+sha512." + "ab" * 64))
+    cache = tmp_path / "cache"
+    lines = failed_compile(app, cache, platform_env(tmp_path))
+    assert (" !     The pnpm@9.15.9 package from the registry does not match the sha512"
+            in lines), lines
+    assert "-----> Installing dependencies" not in lines
+    assert not (cache / "package-managers" / "pnpm@9.15.9").exists()
+
+
+def test_an_unchanged_lockfile_reuses_node_modules_and_a_changed_one_reinstalls(
+    tmp_path: Path,
+) -> None:
+    cache = tmp_path / "cache"
+    env = platform_env(tmp_path)
+    first = copy_fixture(tmp_path / "build-1")
+    assert NPM_CI_LINE in run_compile(first, cache, env)
+
+    # A code-only redeploy, in a fresh checkout as the build job makes one.
+    second = copy_fixture(tmp_path / "build-2")
+    (second / "server.js").write_text(
+        (second / "server.js").read_text().replace('"one"', '"two"')
+    )
+    lines = run_compile(second, cache, env)
+    assert REUSE_LINE in lines
+    assert NPM_CI_LINE not in lines
+    assert not any("added" in line or "npm ci" in line for line in lines), lines
+    # The build script and the pruning still run on the reused copy.
+    assert "       > node build.js" in lines and "-----> Pruning devDependencies" in lines
+    assert (second / "build" / "message.txt").is_file()
+    assert not (second / "node_modules" / "escape-html").exists()
+    assert (cache / "node_modules" / "escape-html").is_dir(), "the cache must stay unpruned"
+    assert run_in_dyno(second, "node -p \"require('ms')(2000)\"").stdout == "2s\n"
+
+    # A new lockfile (ms 2.1.3 -> 2.1.2) installs again, from npm's warm cache.
+    third = copy_fixture(tmp_path / "build-3")
+
+    def pin_ms(data: dict) -> None:
+        if "packages" in data:
+            data["packages"][""]["dependencies"]["ms"] = "2.1.2"
+            data["packages"]["node_modules/ms"] = MS_2_1_2
+        else:
+            data["dependencies"]["ms"] = "2.1.2"
+
+    edit_json(third / "package.json", pin_ms)
+    edit_json(third / "package-lock.json", pin_ms)
+    lines = run_compile(third, cache, env)
+    assert REUSE_LINE not in lines
+    assert NPM_CI_LINE in lines
+    version = "node -p \"require('ms/package.json').version\""
+    assert run_in_dyno(third, version).stdout == "2.1.2\n"
+
+    # And the one after reuses that install.
+    fourth = copy_fixture(tmp_path / "build-4")
+    edit_json(fourth / "package.json", pin_ms)
+    edit_json(fourth / "package-lock.json", pin_ms)
+    assert REUSE_LINE in run_compile(fourth, cache, env)
+    assert run_in_dyno(fourth, version).stdout == "2.1.2\n"
+
+
+def test_an_engines_node_the_stack_cannot_satisfy_fails_before_installing(
+    tmp_path: Path,
+) -> None:
+    app = copy_fixture(tmp_path / "app")
+    edit_json(app / "package.json", lambda data: data["engines"].update(node="^4.2.0"))
+    lines = failed_compile(app, tmp_path / "cache", platform_env(tmp_path))
+    assert (
+        f" !     This app needs Node.js ^4.2.0, the stack has {node_version()}; "
+        "change engines.node or use a stack with a matching node"
+    ) in lines
+    assert "-----> Installing dependencies" not in lines
+    assert not (app / "node_modules").exists()
+
+
+def test_an_engines_node_that_is_not_a_range_says_which_forms_work(tmp_path: Path) -> None:
+    app = copy_fixture(tmp_path / "app")
+    edit_json(app / "package.json", lambda data: data["engines"].update(node="lts/iron"))
+    lines = failed_compile(app, tmp_path / "cache", platform_env(tmp_path))
+    assert any("engines.node in package.json (lts/iron) is not a version range" in line
+               for line in lines), lines
+
+
+def test_heroku_scripts_run_around_the_install_and_config_vars_reach_them(
+    tmp_path: Path,
+) -> None:
+    # No dependencies and no lockfile: `npm install` runs, offline, every time.
+    scripts = {
+        "heroku-prebuild": "node -e \"console.log('prebuild ' + process.env.GREETING)\"",
+        "build": "echo build-must-not-run",
+        "heroku-postbuild": "node -e \"console.log('postbuild in', process.env.NODE_ENV)\"",
+        "heroku-cleanup": "echo cleanup",
+    }
+    app = write_app(tmp_path / "app", {
+        "package.json": json.dumps({"name": "scripts-app", "version": "1.0.0",
+                                    "scripts": scripts}),
+        "server.js": "",
+        "node_modules/stale/index.js": "checked in by mistake\n",
+    })
+    config = {
+        "GREETING": "hello",
+        "LD_PRELOAD": "/nonexistent/preload.so",
+        "NPM_CONFIG_CACHE": str(tmp_path / "elsewhere"),
+        "BUILD_DIR": "/nonexistent",
+    }
+    lines = run_compile(app, tmp_path / "cache", platform_env(tmp_path), config)
+    output = "\n".join(lines)
+    assert "preload" not in output
+    assert "build-must-not-run" not in output
+    assert in_order(lines, [
+        "-----> Prebuild",
+        "       prebuild hello",
+        "-----> Installing dependencies",
+        "       Installing node modules with npm install (package.json)",
+        "-----> Build",
+        "       Running heroku-postbuild",
+        "       postbuild in production",
+        "-----> Cleanup",
+        "       cleanup",
+    ]), lines
+    assert any(line.startswith(" !     node_modules is checked into git") for line in lines)
+    assert not (app / "node_modules" / "stale").exists()
+    assert not (tmp_path / "elsewhere").exists(), "npm's cache stays in CACHE_DIR"
+    assert (tmp_path / "cache" / "npm").is_dir()
+    assert not (tmp_path / "cache" / "node_modules.key").exists(), "no lockfile, no reuse"
+    assert buildpack.release(nodejs_bp(), app, platform_env(tmp_path)) == {
+        "web": "node server.js"
+    }
+
+
+def test_npm_config_production_false_keeps_the_dev_dependencies(tmp_path: Path) -> None:
+    app = copy_fixture(tmp_path / "app")
+    lines = run_compile(app, tmp_path / "cache", platform_env(tmp_path),
+                        {"NPM_CONFIG_PRODUCTION": "false"})
+    assert "-----> Keeping devDependencies (NPM_CONFIG_PRODUCTION=false)" in lines
+    assert "-----> Pruning devDependencies" not in lines
+    assert (app / "node_modules" / "escape-html").is_dir()
+
+
+def test_a_failing_build_script_fails_the_build_after_its_output(tmp_path: Path) -> None:
+    app = copy_fixture(tmp_path / "app")
+    (app / "build.js").write_text("console.log('about to fail'); process.exit(3);\n")
+    lines = failed_compile(app, tmp_path / "cache", platform_env(tmp_path))
+    verdict = lines.index(
+        " !     The build script in package.json failed: its output above says why."
+    )
+    assert "       about to fail" in lines[:verdict]
+
+
+def test_a_package_that_does_not_exist_fails_the_install_clearly(tmp_path: Path) -> None:
+    missing = "paas-test-no-such-package-7d1c9e"
+    app = write_app(tmp_path / "app", {
+        "package.json": json.dumps({"name": "x", "dependencies": {missing: "1.0.0"}}),
+    })
+    cache = tmp_path / "cache"
+    lines = failed_compile(app, cache, platform_env(tmp_path))
+    verdict = next(i for i, line in enumerate(lines)
+                   if line.startswith(" !     Could not install the dependencies"))
+    assert any(missing in line for line in lines[:verdict])  # npm's own words first
+    assert not (cache / "node_modules.key").exists()
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"package.json": "{\"name\": ", "yarn.lock": ""}, "package.json could not be read"),
+        ({"package.json": "{}", "package-lock.json": "{}", "yarn.lock": ""},
+         "more than one lockfile (package-lock.json yarn.lock)"),
+        ({"package.json": "{}", "yarn.lock": "__metadata:\n  version: 8\n"},
+         "This app uses Yarn 2 or later (Berry)"),
+        ({"package.json": '{"packageManager": "yarn@4.5.0"}'},
+         "This app uses Yarn 2 or later (Berry)"),
+        ({"package.json": "{}", "pnpm-lock.yaml": "lockfileVersion: 5.3\n"},
+         "Which pnpm to use is unclear"),
+        ({"package.json": '{"packageManager": "bun@1.1.0"}'},
+         "packageManager (bun@1.1.0) is not npm, yarn or pnpm"),
+    ],
+)
+def test_a_broken_or_ambiguous_app_fails_with_what_to_fix(
+    tmp_path: Path, files: dict[str, str], message: str
+) -> None:
+    app = write_app(tmp_path / "app", files)
+    lines = failed_compile(app, tmp_path / "cache", platform_env(tmp_path))
+    assert any(message in line for line in lines), lines
