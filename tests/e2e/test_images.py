@@ -30,7 +30,8 @@ def test_a_code_only_change_adds_one_layer_and_reuses_the_dependencies(
     remote = platform.remote_url("layered", platform.token)
     platform.git("push", remote, "main", cwd=repo)
     before = ImageStore(platform.home / "images").layers()
-    commit_change(repo, "app.py", '"one"', '"two"', "code only")
+    # A change no other test makes, so its code layer is new to the shared store.
+    commit_change(repo, "app.py", '"one"', '"layered-two"', "code only")
     platform.git("push", remote, "main", cwd=repo)
     first, second = image_layers(platform, "layered")
     assert len(first) == len(second) == 2
@@ -38,7 +39,7 @@ def test_a_code_only_change_adds_one_layer_and_reuses_the_dependencies(
     assert first[1] != second[1]
     added = set(ImageStore(platform.home / "images").layers()) - set(before)
     assert added == {second[1]}, "only the new code layer was stored"
-    assert platform.get_app("layered").text.endswith("code=two\n")
+    assert platform.get_app("layered").text.endswith("code=layered-two\n")
 
 
 def test_export_writes_an_oci_layout_that_skopeo_and_umoci_read(
@@ -57,7 +58,7 @@ def test_export_writes_an_oci_layout_that_skopeo_and_umoci_read(
         capture_output=True, text=True,
     )
     assert unpacked.returncode == 0, unpacked.stderr
-    assert 'CODE_VERSION = "two"' in (workdir / "bundle/rootfs/app/app.py").read_text()
+    assert 'CODE_VERSION = "layered-two"' in (workdir / "bundle/rootfs/app/app.py").read_text()
 
 
 def test_gc_frees_a_destroyed_apps_layers_and_keeps_the_rest(
