@@ -122,3 +122,14 @@ def test_the_buildpack_fixtures_are_executable() -> None:
     for name in ("custom-buildpack", "export-reader-buildpack"):
         for script in ("detect", "compile", "release"):
             assert (FIXTURES / name / "bin" / script).stat().st_mode & 0o111
+
+
+def test_nodejs_then_python_the_python_app_serves_what_node_built(
+    platform: Platform, workdir: Path
+) -> None:
+    platform.cli("apps:create", "py-node")
+    out = push(platform, "py-node", make_app_repo(workdir / "app", fixture="py-node-app"))
+    assert "Buildpack 1 of 2: nodejs" in out and "Buildpack 2 of 2: python" in out
+    assert platform.get_app("py-node").text.startswith('<link rel="stylesheet"')
+    css = platform.get_app("py-node", "/static/app.css")
+    assert css.status_code == 200 and css.text.startswith("/* built by node v")
