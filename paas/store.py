@@ -110,6 +110,26 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (app_id, position)
     );
     """,
+    # Build ids are never reused, even after the app that had the newest one is destroyed:
+    # a build's id names its output stream and its job, and users quote it.
+    """
+    CREATE TABLE builds_new (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        user_id INTEGER REFERENCES users(id),
+        status TEXT NOT NULL,
+        commit_sha TEXT NOT NULL,
+        ref TEXT NOT NULL,
+        failure TEXT,
+        output TEXT,
+        created_at REAL NOT NULL,
+        finished_at REAL
+    );
+    INSERT INTO builds_new SELECT id, app_id, user_id, status, commit_sha, ref, failure,
+        output, created_at, finished_at FROM builds;
+    DROP TABLE builds;
+    ALTER TABLE builds_new RENAME TO builds;
+    """,
 ]
 
 #: Apps' uids start here, well above any host account.
@@ -206,8 +226,19 @@ class Store:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         conn = self._conn()
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+        # Tables are rebuilt by some migrations (SQLite's way to change a column), which
+        # needs foreign keys off for the while; they are checked again at the end.
+        conn.execute("PRAGMA foreign_keys=OFF")
+        try:
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                conn.executescript(
+                    f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;"
+                )
+            broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"the database has broken references: {broken[:3]}")
+        finally:
+            conn.execute("PRAGMA foreign_keys=ON")
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

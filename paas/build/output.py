@@ -42,6 +42,11 @@ class BuildOutput:
         return "\n".join(self.lines) + ("\n" if self.lines else "")
 
 
+def reset(r: redis.Redis, build_id: int) -> None:
+    """Start the build's stream empty, whatever an earlier store left under its key."""
+    r.delete(keys.build_log(build_id))
+
+
 def follow(r: redis.Redis, build_id: int, block_ms: int = 1000) -> Iterator[str | BuildEnd | None]:
     """Yield each line as it is written, then the BuildEnd; None on each idle period."""
     key = keys.build_log(build_id)

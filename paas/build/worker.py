@@ -35,7 +35,7 @@ def enqueue(r: redis.Redis, build_id: int) -> None:
         timeout=int(BUILD_TIMEOUT) + 300,
         result_ttl=3600,
         failure_ttl=86400,
-        job_id=f"build-{build_id}",
+        description=f"build {build_id}",
     )
 
 

@@ -99,6 +99,7 @@ class DeployingReceivePackHandler(ReceivePackHandler):
         if current != old_sha:
             return f"{ref.decode()} moved while this push waited; fetch, merge and push again"
         build = self.ctx.store.create_build(app, self.ctx.user, new_sha.decode(), ref.decode())
+        output.reset(self.ctx.r, build.id)
         worker.enqueue(self.ctx.r, build.id)
         deadline = time.monotonic() + jobs.BUILD_TIMEOUT + jobs.DEPLOY_TIMEOUT + 120
         last_sent = time.monotonic()

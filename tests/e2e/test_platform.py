@@ -60,7 +60,13 @@ def test_git_refuses_a_wrong_token(platform: Platform, workdir: Path) -> None:
                         cwd=repo, check=False)
     assert push.returncode != 0
     assert "Authentication failed" in push.stderr or "401" in push.stderr
-    no_token = platform.git("push", platform.remote_url("locked"), "main", cwd=repo, check=False)
+    # With a HOME of its own, git finds no ~/.netrc entry another test may have written.
+    bare_home = workdir / "home"
+    bare_home.mkdir()
+    no_token = subprocess.run(
+        ["git", "push", platform.remote_url("locked"), "main"], cwd=repo,
+        env={**platform.env(), "HOME": str(bare_home)}, capture_output=True, text=True,
+    )
     assert no_token.returncode != 0
     assert platform.api("GET", "/apps/locked/builds").json() == []
 

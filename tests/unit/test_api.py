@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from web import create_app
 
 
 @pytest.fixture()
-def client(tmp_path: Path, redis_url: str, r: redis.Redis) -> FlaskClient:
+def client(tmp_path: Path, redis_url: str, r: redis.Redis) -> Iterator[FlaskClient]:
     s = Settings(home=tmp_path, domain="localhost", http_port=8080,
                  redis_url_override=redis_url, runtime="process")
     store = Store(s.db_path)
@@ -25,7 +26,10 @@ def client(tmp_path: Path, redis_url: str, r: redis.Redis) -> FlaskClient:
     client = app.test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {store.create_token(admin.id)}"
     client.ann_token = store.create_token(ann.id)  # type: ignore[attr-defined]
-    return client
+    yield client
+    app.extensions["paas_redis"].close()
+    app.extensions["paas_store"].close()
+    store.close()
 
 
 def test_health_needs_no_token_and_names_what_is_down(client: FlaskClient) -> None:

@@ -107,3 +107,29 @@ def test_every_app_gets_its_own_uid_never_reused(store: Store) -> None:
     assert first.uid >= 200_000 and second.uid == first.uid + 1
     store.delete_app(second)
     assert store.create_app("three", owner.id).uid == second.uid + 1
+
+
+def test_build_ids_are_never_reused_after_an_app_is_destroyed(store: Store) -> None:
+    owner = store.create_user("ann")
+    doomed = store.create_app("doomed", owner.id)
+    last = store.create_build(doomed, owner, "a" * 40, "refs/heads/main")
+    store.delete_app(doomed)
+    other = store.create_app("other", owner.id)
+    assert store.create_build(other, owner, "b" * 40, "refs/heads/main").id == last.id + 1
+
+
+def test_the_builds_migration_keeps_existing_builds(tmp_path: Path) -> None:
+    from paas import store as store_module
+
+    old = Store(tmp_path / "old.db")
+    conn = old._conn()
+    for number, script in enumerate(store_module.MIGRATIONS[:4], start=1):
+        conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+    owner = old.create_user("ann")
+    app = old.create_app("hello", owner.id)
+    build = old.create_build(app, owner, "c" * 40, "refs/heads/main")
+    old.create_release(app, description="d", user=owner, config={}, build=build,
+                       slug="/s", process_types={"web": "w"})
+    old.migrate()
+    assert old.build(build.id).commit_sha == "c" * 40
+    assert old.releases(app)[0].build_id == build.id
