@@ -133,3 +133,51 @@ def test_nodejs_then_python_the_python_app_serves_what_node_built(
     assert platform.get_app("py-node").text.startswith('<link rel="stylesheet"')
     css = platform.get_app("py-node", "/static/app.css")
     assert css.status_code == 200 and css.text.startswith("/* built by node v")
+
+
+def test_a_runtime_the_stack_lacks_is_refused_and_the_old_release_serves(
+    platform: Platform, workdir: Path
+) -> None:
+    platform.cli("apps:create", "old-python")
+    repo = make_app_repo(workdir / "app")
+    push(platform, "old-python", repo)
+    (repo / "runtime.txt").write_text("python-3.99.0\n")
+    subprocess.run(["git", "add", "runtime.txt"], cwd=repo, check=True)
+    subprocess.run(["git", "commit", "-qm", "ask for a python the stack lacks"], cwd=repo,
+                   check=True, env=platform.env())
+    out = push(platform, "old-python", repo, check=False)
+    assert "asks for Python 3.99" in out and "this stack has: 3.11" in out
+    assert "[remote rejected]" in out
+    assert platform.get_app("old-python").text.startswith("hello from web.1")
+
+
+def test_a_buildpack_from_a_tarball_url(platform: Platform, workdir: Path) -> None:
+    import http.server
+    import tarfile
+    import threading
+
+    served = workdir / "served"
+    served.mkdir()
+    with tarfile.open(served / "custom.tgz", "w:gz") as archive:
+        archive.add(FIXTURES / "custom-buildpack", arcname="custom-buildpack-main")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, directory=str(served), **kwargs)  # type: ignore[arg-type]
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        platform.cli("apps:create", "tarball")
+        url = f"http://127.0.0.1:{server.server_address[1]}/custom.tgz"
+        platform.cli("buildpacks:set", "-a", "tarball", url)
+        out = push(platform, "tarball", make_app_repo(workdir / "app", fixture="shipped-app"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "custom buildpack compiling" in out
+    assert platform.get_app("tarball").text == "hello from profile.d\n"
