@@ -1,4 +1,4 @@
-"""The build job: check out a pushed commit, run the buildpacks, store the slug, release it.
+"""The build job: check out a pushed commit, run the buildpacks, store the image, release it.
 
 Runs in the RQ build worker. Every line of output goes to the build's Redis
 stream as it is produced, so the pusher sees the build live. A PaasError at
@@ -77,6 +77,7 @@ class Builder:
         self.s, self.store, self.r = s, store, r
         self.app, self.build, self.out = app, build, out
         self.workdir = workdir
+        self.stack = stacks.DEFAULT_STACK
 
     def run(self) -> Release:
         sha, out = self.build.commit_sha, self.out
