@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from paas import sizes
 from paas.config import Settings
-from paas.runtime import DynoSpec, ocispec
+from paas.runtime import DynoSpec
 from paas.runtime.stacks import DEFAULT_STACK
 
 if TYPE_CHECKING:
@@ -129,38 +129,8 @@ def _start_runc(settings: Settings, spec: DynoSpec, workdir: Path, stdin_fd: int
                 stdout_fd: int, stderr_fd: int) -> subprocess.Popen[bytes]:
     from paas.runtime.runc import RuncDriver
 
-    if spec.uid is None:
-        raise ValueError("a one-off in a container needs the app's uid")
     driver = RuncDriver(settings.home)
-    stack = driver.stack(spec.stack)
-    uid = gid = spec.uid
-    for sub in ("upper", "work", "etc", "status", "bundle"):
-        (workdir / sub).mkdir(parents=True)
-    os.chown(workdir / "upper", uid, gid)
-    os.chown(workdir / "status", uid, gid)
-    hostname = spec.name.replace(".", "-")
-    (workdir / "etc" / "passwd").write_text(ocispec.passwd(uid, gid))
-    (workdir / "etc" / "group").write_text(ocispec.group(gid))
-    (workdir / "etc" / "hosts").write_text(ocispec.hosts(hostname))
-    (workdir / "etc" / "hostname").write_text(hostname + "\n")
-    container = ocispec.ContainerSpec(
-        hostname=hostname,
-        args=["/bin/bash", "-c", LAUNCHER, "launcher", spec.command],
-        env=_env(spec, "/app"),
-        uid=uid,
-        gid=gid,
-        rootfs=str(stack.rootfs),
-        lower_dirs=[str(p) for p in spec.layers],
-        upper_dir=str(workdir / "upper"),
-        work_dir=str(workdir / "work"),
-        etc_dir=str(workdir / "etc"),
-        status_dir=str(workdir / "status"),
-        cgroups_path=f"/paas/{container_id(spec)}",
-        host_dirs=stack.host_dirs,
-        host_etc=stack.host_etc,
-        limits=spec.limits,
-    )
-    config = ocispec.config(container)
+    config = driver.bundle(spec, workdir, launcher=LAUNCHER)
     if os.isatty(stdin_fd):
         # A foreground runc hands the container pipes, never its own fds, so a terminal
         # must be runc's: it makes one inside (the command's controlling terminal), relays

@@ -90,13 +90,13 @@ class RuncDriver:
         return subprocess.run([self.runc, "--root", str(self.state_root), *args],
                               capture_output=True, text=True, check=check, timeout=30)
 
-    def start(self, spec: DynoSpec, output: OutputSink) -> RunningDyno:
+    def bundle(self, spec: DynoSpec, workdir: Path, launcher: str = LAUNCHER) -> dict:
+        """Make the dyno's folder (upper and work dirs, /etc files, status dir, bundle dir)
+        and answer its OCI config; the caller writes it and runs runc. `launcher` is the
+        bash script that becomes PID 1 and runs the command."""
         if spec.uid is None:
             raise ValueError("the runc driver needs the app's uid")
         stack = self.stack(spec.stack)
-        workdir = self._dir(spec)
-        if workdir.exists():
-            self._remove(spec)
         uid = gid = spec.uid
         for sub in ("upper", "work", "etc", "status", "bundle"):
             (workdir / sub).mkdir(parents=True)
@@ -118,9 +118,9 @@ class RuncDriver:
         }
         if spec.port is not None:
             env["PORT"] = str(spec.port)
-        container = ocispec.ContainerSpec(
+        return ocispec.config(ocispec.ContainerSpec(
             hostname=hostname,
-            args=["/bin/bash", "-c", LAUNCHER, "launcher", spec.command],
+            args=["/bin/bash", "-c", launcher, "launcher", spec.command],
             env=env,
             uid=uid,
             gid=gid,
@@ -134,8 +134,14 @@ class RuncDriver:
             host_dirs=stack.host_dirs,
             host_etc=stack.host_etc,
             limits=spec.limits,
-        )
-        (workdir / "bundle" / "config.json").write_text(json.dumps(ocispec.config(container)))
+        ))
+
+    def start(self, spec: DynoSpec, output: OutputSink) -> RunningDyno:
+        workdir = self._dir(spec)
+        if workdir.exists():
+            self._remove(spec)
+        config = self.bundle(spec, workdir)
+        (workdir / "bundle" / "config.json").write_text(json.dumps(config))
         self.state_root.mkdir(parents=True, exist_ok=True)
         log_path = workdir / "output.log"
         with open(log_path, "ab") as out:
