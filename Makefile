@@ -3,6 +3,9 @@ SHELL := /bin/bash
 VENV ?= .venv
 PYTHON ?= python3
 APT_PACKAGES := git redis-server runc python3 python3-venv curl ca-certificates procps skopeo umoci debootstrap
+# Programs the Node.js buildpack uses from the stack; a node that ships its own npm
+# (NodeSource's) must not get Debian's npm package on top, so these go by command.
+APT_COMMANDS := node:nodejs npm:npm
 STAMP := $(VENV)/.installed
 
 .PHONY: install apt venv up test lint bench clean
@@ -13,6 +16,9 @@ install: apt venv
 apt:
 	@missing=""; for p in $(APT_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	for pair in $(APT_COMMANDS); do \
+	  command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair##*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "missing packages:$$missing; run make install as root" >&2; exit 1; fi; \
