@@ -125,7 +125,7 @@ class Agent:
 
     # --- the loop -------------------------------------------------------------
     def run(self) -> None:
-        self._stop_strays()
+        self._take_over_strays()
         threading.Thread(target=self._listen_for_wake, name="wake", daemon=True).start()
         while not self._stopping.is_set():
             try:
@@ -506,7 +506,7 @@ class Agent:
             log.warning("could not publish the dynos of %s: %s", app_name, exc)
 
     # --- start and end of the agent --------------------------------------------------
-    def _stop_strays(self) -> None:
+    def _take_over_strays(self) -> None:
         """Dynos an earlier agent left running: adopt those that match what should run (no
         restart, their route untouched), stop the rest."""
         adopted: set[str] = set()

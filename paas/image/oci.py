@@ -32,7 +32,7 @@ from typing import Any
 
 from paas.errors import Conflict, InvalidInput
 from paas.image.layers import HashingWriter, scan, write_tar
-from paas.image.store import ImageConfig, ImageStore, canonical_json, digest_hex
+from paas.image.store import ImageConfig, ImageStore, canonical_json, digest_hex, write_atomic
 
 INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
 MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
@@ -99,9 +99,9 @@ def export_oci(store: ImageStore, image_id: str, dest: Path, tag: str = "latest"
         [*others, manifest_descriptor],
         key=lambda m: (m.get("annotations", {}).get(REF_NAME, ""), m["digest"]),
     )
-    _write_file(dest / "oci-layout", canonical_json({"imageLayoutVersion": LAYOUT_VERSION}))
+    write_atomic(dest / "oci-layout", canonical_json({"imageLayoutVersion": LAYOUT_VERSION}))
     # index.json last: until it is written, the new ref does not exist.
-    _write_file(dest / "index.json", canonical_json(
+    write_atomic(dest / "index.json", canonical_json(
         {"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": manifests}
     ))
 
@@ -175,19 +175,7 @@ def _write_layer_blob(tree: Path, blobs: Path) -> tuple[dict[str, Any], str]:
 
 def _write_blob(blobs: Path, data: bytes, media_type: str) -> dict[str, Any]:
     hex_ = hashlib.sha256(data).hexdigest()
-    _write_file(blobs / hex_, data)
+    write_atomic(blobs / hex_, data)
     return {"mediaType": media_type, "digest": f"sha256:{hex_}", "size": len(data)}
 
 
-def _write_file(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` in one step, so a reader never sees half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

@@ -215,7 +215,7 @@ class ImageStore:
                 )
             path = self._images / f"{hex_}.json"
             if not path.exists():
-                _write_atomic(path, data)
+                write_atomic(path, data)
         return f"sha256:{hex_}"
 
     def image(self, image_id: str) -> Image:
@@ -315,7 +315,7 @@ class ImageStore:
 
     def _write_layer_meta(self, stats: TarStats) -> None:
         meta = {"digest": stats.digest, "files": stats.files, "size": stats.size}
-        _write_atomic(self._layers / f"{digest_hex(stats.digest)}.json", canonical_json(meta))
+        write_atomic(self._layers / f"{digest_hex(stats.digest)}.json", canonical_json(meta))
 
     def _stored_layer_hexes(self) -> set[str]:
         """Every layer with a tree or a marker, complete or not."""
@@ -339,7 +339,7 @@ class ImageStore:
         return freed
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -251,7 +251,7 @@ def test_a_new_agent_adopts_matching_dynos_and_stops_the_rest(
         layers=(Path("/slugs/1"),), command="serve", port=None, uid=app.uid), print)
     driver.left_over = [kept, extra]
     second = Agent(store=store, r=r, driver=driver, boot_timeout=1.0, stop_grace=0.1)
-    second._stop_strays()
+    second._take_over_strays()
     assert driver.attached == [kept.spec.id]
     assert set(driver.running) == {kept.spec.id}, "the adopted dyno was not restarted"
     assert backends(r) == ["web.1"]
