@@ -1,25 +1,33 @@
-"""A real platform for the end-to-end tests, started once per session."""
+"""The real platforms the end-to-end tests share, each started once per session."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.platform import Platform, free_port
+from tests.e2e.platform import Platform, running_platform
+
+CAN_RUNC = os.geteuid() == 0 and shutil.which("runc") is not None
 
 
 @pytest.fixture(scope="session")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    base = tmp_path_factory.mktemp("platform")
-    p = Platform(home=base / "paas-home", user_home=base / "user", port=free_port())
-    p.user_home.mkdir()
-    p.start()
-    try:
+    """Dynos and builds as host processes."""
+    with running_platform(tmp_path_factory.mktemp("platform"), "process") as p:
         yield p
-    finally:
-        p.stop()
+
+
+@pytest.fixture(scope="session")
+def runc_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """Dynos and builds in runc containers."""
+    if not CAN_RUNC:
+        pytest.skip("needs root and runc (CI has both): dynos and builds run in runc containers")
+    with running_platform(tmp_path_factory.mktemp("runc-platform"), "runc") as p:
+        yield p
 
 
 @pytest.fixture()

@@ -14,6 +14,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,3 +192,17 @@ def processes_mentioning(text: str) -> list[int]:
         if text.encode() in cmdline or text.encode() in environ or text in cwd:
             found.append(int(entry.name))
     return found
+
+
+@contextmanager
+def running_platform(base: Path, runtime: str) -> Iterator[Platform]:
+    """A platform of its own under `base`; once stopped, no process of it may be left."""
+    p = Platform(home=base / "paas-home", user_home=base / "user", port=free_port(),
+                 runtime=runtime)
+    p.user_home.mkdir()
+    p.start()
+    try:
+        yield p
+    finally:
+        assert p.stop() == 0, p.log()
+    assert processes_mentioning(str(p.home)) == []

@@ -9,16 +9,13 @@ runc platform, where the build runs in a container as the app's uid.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from paas.image import ImageStore
-from tests.e2e.platform import Platform, commit_change, free_port, make_app_repo
+from tests.e2e.platform import Platform, commit_change, make_app_repo
 
 pytestmark = pytest.mark.slow
 
@@ -97,25 +94,8 @@ def test_an_engines_node_the_stack_cannot_satisfy_is_rejected(
 
 # --- on runc ---------------------------------------------------------------------------------
 
-needs_runc = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("runc") is None,
-    reason="needs root and runc (CI has both): builds and dynos run in runc containers",
-)
 
 
-@pytest.fixture(scope="module")
-def runc_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    base = tmp_path_factory.mktemp("runc-node-platform")
-    p = Platform(home=base / "home", user_home=base / "user", port=free_port(), runtime="runc")
-    p.user_home.mkdir()
-    p.start()
-    try:
-        yield p
-    finally:
-        p.stop()
-
-
-@needs_runc
 def test_on_runc_the_app_builds_in_a_container_and_redeploys_reusing_node_modules(
     runc_platform: Platform, tmp_path: Path
 ) -> None:

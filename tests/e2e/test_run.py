@@ -5,36 +5,19 @@ relays its streams; its exit status is the CLI's, and nothing of it outlives the
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.platform import PAAS, Platform, free_port, make_app_repo, wait_until
+from tests.e2e.platform import PAAS, Platform, make_app_repo, wait_until
 
 pytestmark = pytest.mark.slow
 
-CAN_RUNC = os.geteuid() == 0 and shutil.which("runc") is not None
 PRINT_DYNO = ("import os,sys; print(os.environ['DYNO'], os.environ.get('GREETING'), "
               "os.environ.get('PORT')); sys.exit(4)")
-
-
-@pytest.fixture(scope="module")
-def runc_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    if not CAN_RUNC:
-        pytest.skip("needs root and runc (CI has both): one-offs run in runc containers")
-    base = tmp_path_factory.mktemp("run-runc")
-    p = Platform(home=base / "home", user_home=base / "user", port=free_port(), runtime="runc")
-    p.user_home.mkdir()
-    p.start()
-    try:
-        yield p
-    finally:
-        p.stop()
 
 
 @pytest.fixture(scope="module", params=["process", "runc"])

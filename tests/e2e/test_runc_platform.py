@@ -6,12 +6,11 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.platform import Platform, free_port, make_app_repo, processes_mentioning, wait_until
+from tests.e2e.platform import Platform, make_app_repo, processes_mentioning, wait_until
 
 pytestmark = [
     pytest.mark.slow,
@@ -22,21 +21,15 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def runc_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    base = tmp_path_factory.mktemp("runc-platform")
-    p = Platform(home=base / "home", user_home=base / "user", port=free_port(), runtime="runc")
-    p.user_home.mkdir()
-    p.start()
-    try:
-        for app in ("probe", "other"):
-            p.cli("apps:create", app)
-            repo = make_app_repo(base / f"src-{app}", fixture="probe-app")
-            p.git("push", p.remote_url(app, p.token), "main", cwd=repo)
-        yield p
-    finally:
-        p.stop()
-    assert processes_mentioning(str(p.home)) == []
+@pytest.fixture(scope="module", autouse=True)
+def probe_apps(runc_platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Two apps of the probe fixture, which report what they can see and do."""
+    base = tmp_path_factory.mktemp("probe-src")
+    for app in ("probe", "other"):
+        runc_platform.cli("apps:create", app)
+        repo = make_app_repo(base / app, fixture="probe-app")
+        runc_platform.git("push", runc_platform.remote_url(app, runc_platform.token), "main",
+                          cwd=repo)
 
 
 def get(p: Platform, app: str, path: str) -> str:
