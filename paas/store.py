@@ -15,8 +15,9 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from paas.errors import Conflict, NotFound
 
@@ -130,6 +131,14 @@ MIGRATIONS: list[str] = [
     DROP TABLE builds;
     ALTER TABLE builds_new RENAME TO builds;
     """,
+    # The release life cycle: what app.json asked of a release (health checks, deploy
+    # scripts), the output of its release phase, and per-app boot and stop timeouts.
+    """
+    ALTER TABLE releases ADD COLUMN app_json TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE releases ADD COLUMN output TEXT;
+    ALTER TABLE apps ADD COLUMN boot_timeout INTEGER NOT NULL DEFAULT 60;
+    ALTER TABLE apps ADD COLUMN stop_timeout INTEGER NOT NULL DEFAULT 30;
+    """,
 ]
 
 #: Apps' uids start here, well above any host account.
@@ -155,6 +164,8 @@ class App:
     restart_seq: int
     created_at: float
     uid: int
+    boot_timeout: int = 60  # seconds a web dyno has to bind $PORT (R10 after)
+    stop_timeout: int = 30  # seconds between SIGTERM and SIGKILL
 
 
 @dataclass(frozen=True)
@@ -185,6 +196,8 @@ class Release:
     status_reason: str | None
     user: str | None
     created_at: float
+    app_json: dict[str, Any] = field(default_factory=dict)
+    output: str | None = None  # the release phase's output
 
 
 def hash_token(token: str) -> str:
@@ -284,7 +297,8 @@ class Store:
 
     # --- apps ---------------------------------------------------------------------
     _APP_SELECT = (
-        "SELECT a.id, a.name, a.owner_id, u.name AS owner, a.restart_seq, a.created_at, a.uid"
+        "SELECT a.id, a.name, a.owner_id, u.name AS owner, a.restart_seq, a.created_at, a.uid,"
+        " a.boot_timeout, a.stop_timeout"
         " FROM apps a JOIN users u ON u.id = a.owner_id"
     )
 
@@ -293,6 +307,7 @@ class Store:
         return App(
             row["id"], row["name"], row["owner_id"], row["owner"],
             row["restart_seq"], row["created_at"], row["uid"],
+            row["boot_timeout"], row["stop_timeout"],
         )
 
     def create_app(self, name: str, owner_id: int) -> App:
@@ -436,7 +451,8 @@ class Store:
     _RELEASE_SELECT = (
         "SELECT r.id, r.app_id, r.version, r.build_id, r.slug, r.commit_sha, r.config,"
         " r.process_types, r.description, r.status, r.status_reason, u.name AS user,"
-        " r.created_at FROM releases r LEFT JOIN users u ON u.id = r.user_id"
+        " r.created_at, r.app_json, r.output"
+        " FROM releases r LEFT JOIN users u ON u.id = r.user_id"
     )
 
     @staticmethod
@@ -445,7 +461,7 @@ class Store:
             row["id"], row["app_id"], row["version"], row["build_id"], row["slug"],
             row["commit_sha"], json.loads(row["config"]), json.loads(row["process_types"]),
             row["description"], row["status"], row["status_reason"], row["user"],
-            row["created_at"],
+            row["created_at"], json.loads(row["app_json"]), row["output"],
         )
 
     def create_release(
@@ -459,6 +475,7 @@ class Store:
         slug: str | None = None,
         commit_sha: str | None = None,
         process_types: dict[str, str] | None = None,
+        app_json: dict[str, Any] | None = None,
     ) -> Release:
         """Add release vN+1 (status pending) and its default formation."""
         with self._tx() as c:
@@ -468,12 +485,12 @@ class Store:
             ).fetchone()[0]
             cur = c.execute(
                 "INSERT INTO releases (app_id, version, build_id, slug, commit_sha, config,"
-                " process_types, description, status, user_id, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+                " process_types, description, status, user_id, created_at, app_json)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
                 (
                     app.id, version, build.id if build else None, slug, commit_sha,
                     json.dumps(config), json.dumps(process_types or {}), description,
-                    user.id if user else None, time.time(),
+                    user.id if user else None, time.time(), json.dumps(app_json or {}),
                 ),
             )
             # Heroku's default: the first time a web process exists, run one.
@@ -523,6 +540,21 @@ class Store:
         with self._tx() as c:
             c.execute("UPDATE releases SET status = ?, status_reason = ? WHERE id = ?",
                       (status, reason, release.id))
+
+    def set_release_output(self, release: Release, output: str) -> None:
+        """Keep what the release phase printed (`paas releases:output`)."""
+        with self._tx() as c:
+            c.execute("UPDATE releases SET output = ? WHERE id = ?", (output, release.id))
+
+    def set_app_timeouts(
+        self, app: App, *, boot_timeout: int | None = None, stop_timeout: int | None = None
+    ) -> App:
+        with self._tx() as c:
+            if boot_timeout is not None:
+                c.execute("UPDATE apps SET boot_timeout = ? WHERE id = ?", (boot_timeout, app.id))
+            if stop_timeout is not None:
+                c.execute("UPDATE apps SET stop_timeout = ? WHERE id = ?", (stop_timeout, app.id))
+        return self.app(app.name)
 
     def release_by_id(self, release_id: int) -> Release:
         row = self._conn().execute(
