@@ -11,6 +11,7 @@ import html
 import ipaddress
 import re
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum, IntEnum
@@ -107,13 +108,18 @@ def app_name(host: str, domain: str) -> str | None:
 class RouteTable:
     """The routes this router knows, by app, and how far each app's round robin has got."""
 
-    __slots__ = ("_routes", "_turns")
+    __slots__ = ("_routes", "_turns", "_addrs")
 
     def __init__(self, routes: Iterable[Route] = ()) -> None:
         self._routes: dict[str, Route] = {r.app: r for r in routes}
         # A counter per app rather than a rotated list: a route update that reorders or
         # grows the backends doesn't have to be reconciled with a rotation.
         self._turns: dict[str, int] = {}
+        # How many routes name each backend address, so a connection to a dyno that has
+        # left every route is closed after its request instead of pooled (the agent waits
+        # for those connections to end before it stops the dyno).
+        self._addrs: Counter[str] = Counter(b.addr for r in self._routes.values()
+                                            for b in r.backends)
 
     def get(self, app: str) -> Route | None:
         return self._routes.get(app)
@@ -127,17 +133,32 @@ class RouteTable:
     def apps(self) -> list[str]:
         return sorted(self._routes)
 
+    def routes_to(self, addr: str) -> bool:
+        """Whether any route names the backend address `addr`."""
+        return addr in self._addrs
+
     def update(self, route: Route) -> None:
+        self._forget_addrs(self._routes.get(route.app))
         self._routes[route.app] = route
+        self._addrs.update(b.addr for b in route.backends)
 
     def remove(self, app: str) -> None:
-        self._routes.pop(app, None)
+        self._forget_addrs(self._routes.pop(app, None))
         self._turns.pop(app, None)
 
     def replace_all(self, routes: Mapping[str, Route]) -> None:
         """Take a full snapshot; counters of apps that are still there carry on."""
         self._routes = dict(routes)
         self._turns = {app: n for app, n in self._turns.items() if app in self._routes}
+        self._addrs = Counter(b.addr for r in self._routes.values() for b in r.backends)
+
+    def _forget_addrs(self, route: Route | None) -> None:
+        if route is None:
+            return
+        self._addrs.subtract(b.addr for b in route.backends)
+        for backend in route.backends:
+            if self._addrs.get(backend.addr, 0) <= 0:
+                self._addrs.pop(backend.addr, None)
 
     def pick(self, app: str) -> Backend | None:
         """The app's next backend in round-robin order, or None when it has none."""

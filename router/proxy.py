@@ -13,6 +13,7 @@ import functools
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import httptools
@@ -214,6 +215,12 @@ class BackendPool:
                 self.idle[addr] = keep
             else:
                 del self.idle[addr]
+
+    def retain(self, keep: Callable[[str], bool]) -> None:
+        """Close the idle connections to every address `keep` refuses."""
+        for addr in [a for a in self.idle if not keep(a)]:
+            for conn in self.idle.pop(addr):
+                conn.transport.close()
 
     def close_all(self) -> None:
         for conns in self.idle.values():
@@ -524,7 +531,8 @@ class ClientConnection(asyncio.Protocol):
         if ex.mode == CHUNKED:
             self._write(ex, _LAST_CHUNK)
         self._detach(ex)
-        if conn.keep_alive and ex.request_done and not conn.broken:
+        reusable = conn.keep_alive and ex.request_done and not conn.broken
+        if reusable and self.server.may_pool(conn.addr):
             self.server.pool.release(conn, self.loop.time())
         else:
             conn.transport.close()

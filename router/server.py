@@ -221,6 +221,13 @@ class RouterServer:
     async def _reload_all(self) -> None:
         table = await self.loop.run_in_executor(self._executor, routes.load_all, self._redis)
         self.table.replace_all(table)
+        self.pool.retain(self.may_pool)
+
+    def may_pool(self, addr: str) -> bool:
+        """Whether a connection to `addr` may be kept for later requests: only while a
+        route names it. A dyno taken out of its route keeps only the connections of the
+        requests still in flight, which the agent waits for before stopping it."""
+        return addr == self.platform_backend.addr or self.table.routes_to(addr)
 
     def may_recheck(self, app: str) -> bool:
         """Whether a miss for `app` may ask Redis now: at most once per RECHECK_SECONDS per
@@ -245,6 +252,7 @@ class RouterServer:
             self.table.remove(app)
         else:
             self.table.update(route)
+        self.pool.retain(self.may_pool)
 
     async def _sweep(self, tick: float) -> None:
         while True:

@@ -365,3 +365,15 @@ def test_response_framing(
 def test_http10_client_loses_the_transfer_encoding_header() -> None:
     info = core.prepare_response([(b"Transfer-Encoding", b"chunked"), (b"A", b"1")], http10=True)
     assert info.headers == [(b"A", b"1")]
+
+
+def test_the_table_knows_which_addresses_some_route_names() -> None:
+    a, b = Backend("web.1", "127.0.0.1:1"), Backend("web.2", "127.0.0.1:2")
+    table = core.RouteTable([Route("one", (a,)), Route("two", (a, b))])
+    assert table.routes_to(a.addr) and table.routes_to(b.addr)
+    table.update(Route("two", (b,)))
+    assert table.routes_to(a.addr)  # still named by "one"
+    table.remove("one")
+    assert not table.routes_to(a.addr) and table.routes_to(b.addr)
+    table.replace_all({"three": Route("three", (a,))})
+    assert table.routes_to(a.addr) and not table.routes_to(b.addr)

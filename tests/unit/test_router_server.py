@@ -403,6 +403,33 @@ def test_route_changes_are_picked_up_without_restart(start_router, backends, r) 
     poll(lambda: status() == 404)
 
 
+def test_a_backend_out_of_its_route_keeps_no_connection_once_its_requests_end(
+    start_router, backends, r
+) -> None:
+    a, b = backends
+    routes.publish(r, route("hello", a))
+    router = start_router()
+    assert get_json(router, "hello.localhost")["name"] == "a"
+    assert router.pool.idle.get(addr(a))  # pooled while a is routed
+    slow: list[bytes] = []
+
+    def slow_request() -> None:
+        with client(router) as conn:
+            slow.append(fetch(conn, "hello.localhost", "/slow")[2])
+
+    in_flight = threading.Thread(target=slow_request)
+    in_flight.start()
+    poll(lambda: not router.pool.idle.get(addr(a)))  # the request took the pooled one
+    routes.publish(r, route("hello", b))
+    poll(lambda: get_json(router, "hello.localhost")["name"] == "b")
+    a.release.set()
+    in_flight.join(DEADLINE)
+    assert slow == [b"late"]  # the request in flight finished on the old backend
+    # ... and its connection was closed rather than pooled: nothing holds `a` open
+    assert not router.pool.idle.get(addr(a))
+    assert router.pool.idle.get(addr(b))
+
+
 def test_lost_message_is_healed_by_the_periodic_resync(start_router, backends, r) -> None:
     router = start_router(resync_interval=0.2)
     # written straight to the hash with no announcement: only a resync can find it
