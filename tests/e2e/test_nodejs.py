@@ -2,8 +2,9 @@
 
 On the session's process-runtime platform: the first push installs with npm and runs the
 build script, whose output the page shows; a code-only redeploy reuses node_modules and its
-image layer; an engines.node the stack cannot satisfy is rejected. Then the same app on a
-runc platform, where the build runs in a container as the app's uid.
+image layer; an engines.node the stack cannot satisfy is rejected; the Yarn and pnpm
+fixtures deploy the same way. Then the same app on a runc platform, where the build runs
+in a container as the app's uid.
 """
 
 from __future__ import annotations
@@ -90,6 +91,31 @@ def test_an_engines_node_the_stack_cannot_satisfy_is_rejected(
         assert page(platform) == before
     finally:
         subprocess.run(["git", "reset", "-q", "--hard", "HEAD~1"], cwd=repo, check=True)
+
+
+# --- other package managers --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fixture", "app", "headings"),
+    [
+        ("node-yarn-app", "node-yarn",
+         ["-----> Installing yarn@1 with npm",
+          "       Installing node modules with yarn install (yarn.lock)"]),
+        ("node-pnpm-app", "node-pnpm",
+         ["-----> Installing pnpm@9.15.9 with npm",
+          "       Installing node modules with pnpm install (pnpm-lock.yaml)"]),
+    ],
+)
+def test_an_app_installed_with_another_package_manager_deploys_and_answers(
+    platform: Platform, tmp_path: Path, fixture: str, app: str, headings: list[str]
+) -> None:
+    platform.cli("apps:create", app)
+    repo = make_app_repo(tmp_path / fixture, fixture=fixture)
+    push = platform.git("push", platform.remote_url(app, platform.token), "main", cwd=repo)
+    for heading in headings:
+        assert f"remote: {heading}" in push.stderr, push.stderr
+    assert page(platform, app) == PAGE.format(code="one")
 
 
 # --- on runc ---------------------------------------------------------------------------------

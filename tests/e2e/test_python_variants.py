@@ -1,6 +1,6 @@
 """git push of Python apps that declare dependencies other than in requirements.txt.
 
-Each fixture (pyproject.toml, uv.lock, Pipfile.lock, Django) is pushed to the session's
+Each fixture (pyproject.toml, uv.lock, Pipfile.lock, poetry, Django) is pushed to the session's
 platform, built by the python buildpack and answers through the router. The fixtures'
 Procfiles bind 127.0.0.1; the buildpack's own default web process (which binds 0.0.0.0)
 is checked in the release without ever running it.
@@ -37,6 +37,9 @@ def commit_all(platform: Platform, repo: Path, message: str) -> None:
          "hello from uvlock on Python 3.11 "),
         ("py-pipfile-app", "py-pipfile", "Installing dependencies from Pipfile.lock with uv",
          "hello from pipfile on Python 3.11 "),
+        ("py-poetry-app", "py-poetry",
+         "Installing dependencies from pyproject.toml and poetry.lock with uv",
+         "hello from poetry on Python 3."),
         ("py-django-app", "py-django", "Running python manage.py collectstatic --noinput",
          "hello from django static=True\n"),
     ],
