@@ -465,9 +465,47 @@ def test_poetry_constraints_become_pep440_specifiers(constraint: str, expected: 
     assert deps.poetry_constraint(constraint) == expected
 
 
-def test_an_either_or_poetry_constraint_is_refused_with_what_to_do() -> None:
-    with pytest.raises(deps.UnsupportedDeclaration, match="narrow it to one range"):
-        deps.poetry_constraint("^1.0 || ^2.0")
+@pytest.mark.parametrize(
+    ("constraint", "expected"),
+    [
+        ("^1.0 || ^2.0", ">=1.0,<3.0"),
+        ("^1.0 | ^2.0", ">=1.0,<3.0"),
+        ("^2.0 || ^1.0", ">=1.0,<3.0"),
+        ("~1.2 || ~1.3", ">=1.2,<1.4"),
+        (">=1,<1.4 || >=1.2,<2", ">=1,<2"),
+        ("1.2.* || 1.3.*", ">=1.2,<1.4"),
+        ("^1.0 || ^3.0", ">=1.0,<4.0,!=2.*"),
+        ("^1.2 || ^3", ">=1.2,<4,!=2.*"),
+        ("<1.3 || >=1.5", "!=1.3.*,!=1.4.*"),
+        ("<1.5 || >1.5", "!=1.5"),
+        ("^0.2 || ^0.4", ">=0.2,<0.5,!=0.3.*"),
+        ("* || ^1.0", ""),
+        ("1.2.3 || 1.2.3", "==1.2.3"),
+    ],
+)
+def test_either_or_poetry_constraints_become_one_range_less_its_gaps(
+    constraint: str, expected: str
+) -> None:
+    assert deps.poetry_constraint(constraint) == expected
+
+
+@pytest.mark.parametrize("constraint", ["~1.2 || ^2.0", "1.2 || 1.4", "^1.0 || !=2.5"])
+def test_an_either_or_poetry_constraint_a_requirement_cannot_express_is_refused(
+    constraint: str,
+) -> None:
+    with pytest.raises(deps.UnsupportedDeclaration, match="narrow"):
+        deps.poetry_constraint(constraint)
+
+
+def test_an_either_or_python_constraint_becomes_an_or_marker() -> None:
+    assert deps.python_marker("~3.10 || >=3.12") == (
+        '(python_full_version >= "3.10" and python_full_version < "3.11") '
+        'or python_full_version >= "3.12"'
+    )
+    assert deps.python_marker("3.11 || *") == ""
+    assert deps.poetry_dependency_lines(
+        "six", {"version": "^1.0 || ^2.0", "python": "3.11 || 3.12"}, Path("/b"), {}, []
+    ) == ['six>=1.0,<3.0 ; python_version == "3.11" or python_version == "3.12"']
 
 
 @pytest.mark.parametrize(

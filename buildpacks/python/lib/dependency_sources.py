@@ -17,6 +17,7 @@ import json
 import re
 import sys
 import tomllib
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -64,20 +65,10 @@ def tilde_range(version: str) -> str:
     return f">={version},<{_bumped(parts, index)}"
 
 
-def poetry_constraint(text: str) -> str:
-    """A poetry version constraint as a PEP 440 specifier set ("" for any version).
-
-    `*` -> "", `1.2.3` -> ==1.2.3, `^1.2` -> >=1.2,<2.0, `~1.2` -> >=1.2,<1.3; PEP 440
-    clauses pass through; clauses may be separated by commas or spaces (both mean "and").
-    """
-    text = text.strip()
-    if "||" in text or re.search(r"(^|\s)\|(\s|$)", text):
-        raise UnsupportedDeclaration(
-            f"the constraint {text!r} uses `||` (either/or), which a requirement cannot "
-            "express; narrow it to one range"
-        )
+def _all_of(text: str) -> list[str]:
+    """One poetry constraint without `||` as PEP 440 specifiers (all must hold)."""
     # ">= 1.2" -> ">=1.2", so clauses can be split on spaces as well as commas.
-    text = re.sub(_OPERATOR + r"\s+", r"\1", text)
+    text = re.sub(_OPERATOR + r"\s+", r"\1", text.strip())
     specifiers = []
     for clause in re.split(r"[,\s]+", text):
         if clause in ("", "*"):
@@ -86,28 +77,223 @@ def poetry_constraint(text: str) -> str:
         assert match is not None  # clause is non-empty
         operator, version = match.group(1) or "", match.group(2)
         if operator == "^":
-            specifiers.append(caret_range(version))
+            specifiers.extend(caret_range(version).split(","))
         elif operator == "~":
-            specifiers.append(tilde_range(version))
+            specifiers.extend(tilde_range(version).split(","))
         elif operator in ("", "="):
             specifiers.append(f"=={version}")
         else:
             specifiers.append(f"{operator}{version}")
-    return ",".join(specifiers)
+    return specifiers
+
+
+def _alternatives(text: str) -> list[str]:
+    """A constraint split at `||` (poetry also accepts a single `|`)."""
+    return re.split(r"\s*\|\|?\s*", text.strip())
+
+
+def poetry_constraint(text: str) -> str:
+    """A poetry version constraint as a PEP 440 specifier set ("" for any version).
+
+    `*` -> "", `1.2.3` -> ==1.2.3, `^1.2` -> >=1.2,<2.0, `~1.2` -> >=1.2,<1.3; PEP 440
+    clauses pass through; clauses may be separated by commas or spaces (both mean "and").
+    Alternatives joined by `||` become the one range they cover together, less the gaps
+    between them: `^1.0 || ^2.0` -> >=1.0,<3.0, `<1.3 || >=1.5` -> !=1.3.*,!=1.4.*.
+    """
+    alternatives = [_all_of(part) for part in _alternatives(text)]
+    if len(alternatives) == 1:
+        return ",".join(alternatives[0])
+    return ",".join(_union_specifiers(text, alternatives))
 
 
 def python_marker(constraint: str) -> str:
     """A poetry `python = "..."` constraint as an environment marker ("" for any Python)."""
-    clauses = []
-    for specifier in filter(None, poetry_constraint(constraint).split(",")):
+    alternatives = []
+    for part in _alternatives(constraint):
+        clauses = []
+        for specifier in _all_of(part):
+            match = re.match(r"(===|==|!=|<=|>=|~=|<|>)(.+)$", specifier)
+            assert match is not None
+            operator, version = match.groups()
+            # python_version is major.minor only; python_full_version compares whole versions.
+            short = operator in ("==", "!=") and version.count(".") == 1
+            variable = "python_version" if short else "python_full_version"
+            clauses.append(f'{variable} {operator} "{version}"')
+        if not clauses:
+            return ""  # one alternative allows any Python
+        alternatives.append(" and ".join(clauses))
+    if len(alternatives) == 1:
+        return alternatives[0]
+    return " or ".join(f"({marker})" if " and " in marker else marker for marker in alternatives)
+
+
+# --- either/or constraints as one specifier set ------------------------------------------------
+# A requirement's specifiers must all hold, so `A || B` is written as the range from A's
+# lowest to B's highest version with the versions between them excluded by `!=`. That
+# works when the gap is one version or whole release series (`!=1.3.*`); any other gap
+# cannot be written, and the constraint is refused rather than widened.
+
+_PEP440 = re.compile(
+    r"^v?(?P<release>\d+(?:\.\d+)*)"
+    r"(?:[-_.]?(?P<pre>a|b|c|rc|alpha|beta|pre|preview)[-_.]?(?P<pre_n>\d*))?"
+    r"(?:-(?P<post_implicit>\d+)|[-_.]?(?:post|rev|r)[-_.]?(?P<post_n>\d*))?"
+    r"(?:[-_.]?(?P<dev>dev)[-_.]?(?P<dev_n>\d*))?$",
+    re.IGNORECASE,
+)
+_PRE_RANK = {"a": 0, "alpha": 0, "b": 1, "beta": 1, "c": 2, "rc": 2, "pre": 2, "preview": 2}
+
+
+def _sort_key(version: str) -> tuple:
+    """PEP 440 ordering of a public version (as packaging.version orders them)."""
+    match = _PEP440.match(version)
+    if not match:
+        raise UnsupportedDeclaration(f"{version!r} is not a version poetry would accept")
+    release = [int(part) for part in match["release"].split(".")]
+    while len(release) > 1 and release[-1] == 0:
+        release.pop()
+    post_text = match["post_implicit"] or match["post_n"]
+    has_post = match["post_implicit"] is not None or match["post_n"] is not None
+    post = int(post_text or 0) if has_post else -1
+    dev = (0, int(match["dev_n"] or 0)) if match["dev"] else (1, 0)
+    if match["pre"]:
+        pre: tuple[int, int, int] = (1, _PRE_RANK[match["pre"].lower()], int(match["pre_n"] or 0))
+    elif not has_post and match["dev"]:
+        pre = (0, 0, 0)  # 1.0.dev1 comes before 1.0a1
+    else:
+        pre = (2, 0, 0)
+    return (tuple(release), pre, post, dev)
+
+
+def _plain_release(version: str) -> tuple[int, ...] | None:
+    """The release numbers of a version without pre/post/dev parts, else None."""
+    if not re.fullmatch(r"\d+(?:\.\d+)*", version):
+        return None
+    return tuple(int(part) for part in version.split("."))
+
+
+class _Bound:
+    """One end of a range: a version (None: unbounded) and whether it is included."""
+
+    def __init__(self, version: str | None, inclusive: bool) -> None:
+        self.version = version
+        self.inclusive = inclusive
+        self.key = _sort_key(version) if version is not None else None
+
+
+def _as_range(specifiers: list[str]) -> tuple[_Bound, _Bound]:
+    """The range of versions all these specifiers allow (without `!=`)."""
+    lower, upper = _Bound(None, False), _Bound(None, False)
+
+    def raise_lower(bound: _Bound) -> None:
+        nonlocal lower
+        if lower.key is None or bound.key > lower.key or (
+            bound.key == lower.key and not bound.inclusive
+        ):
+            lower = bound
+
+    def cut_upper(bound: _Bound) -> None:
+        nonlocal upper
+        if upper.key is None or bound.key < upper.key or (
+            bound.key == upper.key and not bound.inclusive
+        ):
+            upper = bound
+
+    for specifier in specifiers:
         match = re.match(r"(===|==|!=|<=|>=|~=|<|>)(.+)$", specifier)
         assert match is not None
         operator, version = match.groups()
-        # python_version is major.minor only; python_full_version compares whole versions.
-        short = operator in ("==", "!=") and version.count(".") == 1
-        variable = "python_version" if short else "python_full_version"
-        clauses.append(f'{variable} {operator} "{version}"')
-    return " and ".join(clauses)
+        if operator in ("!=", "==="):
+            raise UnsupportedDeclaration(
+                f"{operator}{version} cannot be combined with `||` alternatives; "
+                "narrow the constraint to one range"
+            )
+        if operator == "==" and version.endswith(".*"):
+            prefix = _plain_release(version[:-2])
+            if prefix is None:
+                raise UnsupportedDeclaration(f"{version!r} is not a version poetry would accept")
+            raise_lower(_Bound(version[:-2], True))
+            cut_upper(_Bound(_bumped(list(prefix), len(prefix) - 1), False))
+        elif operator == "==":
+            raise_lower(_Bound(version, True))
+            cut_upper(_Bound(version, True))
+        elif operator == "~=":
+            parts, _ = _release_parts(version)
+            if len(parts) < 2:
+                raise UnsupportedDeclaration(f"~={version} needs at least two version parts")
+            raise_lower(_Bound(version, True))
+            cut_upper(_Bound(_bumped(parts[:-1], len(parts) - 2), False))
+        elif operator in (">=", ">"):
+            raise_lower(_Bound(version, operator == ">="))
+        else:
+            cut_upper(_Bound(version, operator == "<="))
+    return lower, upper
+
+
+def _gap_exclusions(upper: _Bound, lower: _Bound) -> list[str] | None:
+    """`!=` specifiers for the versions between two ranges, None if they cannot say it."""
+    if upper.version is None or lower.version is None:
+        return None
+    if not upper.inclusive and not lower.inclusive and upper.key == lower.key:
+        return [f"!={upper.version}"]  # <1.5 || >1.5
+    start, end = _plain_release(upper.version), _plain_release(lower.version)
+    if upper.inclusive or not lower.inclusive or start is None or end is None:
+        return None
+    # [start, end) is whole release series when both differ only in one part, and
+    # every part after it is zero: [2.0, 3.0) is 2.*; [1.3, 1.6) is 1.3.*, 1.4.*, 1.5.*.
+    width = max(len(start), len(end))
+    start = start + (0,) * (width - len(start))
+    end = end + (0,) * (width - len(end))
+    for index in range(width):
+        if start[:index] != end[:index]:
+            return None
+        if any(start[index + 1:]) or any(end[index + 1:]):
+            continue
+        if not 0 < end[index] - start[index] <= 20:
+            return None
+        series = [start[:index] + (number,) for number in range(start[index], end[index])]
+        return ["!=" + ".".join(str(part) for part in s) + ".*" for s in series]
+    return None
+
+
+def _union_specifiers(text: str, alternatives: list[list[str]]) -> list[str]:
+    if any(not specifiers for specifiers in alternatives):
+        return []  # one alternative allows any version
+    ranges = sorted(
+        (_as_range(specifiers) for specifiers in alternatives),
+        key=lambda r: (r[0].key is not None, r[0].key or (), not r[0].inclusive),
+    )
+    merged = [list(ranges[0])]
+    for lower, upper in ranges[1:]:
+        last = merged[-1]
+        touches = last[1].key is None or lower.key is None or lower.key < last[1].key or (
+            lower.key == last[1].key and (lower.inclusive or last[1].inclusive)
+        )
+        if touches:
+            if last[1].key is not None and (
+                upper.key is None or upper.key > last[1].key
+                or (upper.key == last[1].key and upper.inclusive)
+            ):
+                last[1] = upper
+        else:
+            merged.append([lower, upper])
+    specifiers = []
+    first, last = merged[0][0], merged[-1][1]
+    if first.version is not None and first.version == last.version:
+        return [f"=={first.version}"]
+    if first.version is not None:
+        specifiers.append((">=" if first.inclusive else ">") + first.version)
+    if last.version is not None:
+        specifiers.append(("<=" if last.inclusive else "<") + last.version)
+    for (_, upper), (lower, _) in pairwise(merged):
+        exclusions = _gap_exclusions(upper, lower)
+        if exclusions is None:
+            raise UnsupportedDeclaration(
+                f"the constraint {text!r} allows versions on both sides of a gap that a "
+                "requirement cannot leave out; narrow it to one range, or to ranges that "
+                "leave out one version or whole release series (such as `^1.0 || ^3.0`)"
+            )
+        specifiers.extend(exclusions)
+    return specifiers
 
 
 def _join_markers(*markers: str) -> str:
