@@ -1,11 +1,12 @@
 """The python buildpack on the other ways apps declare dependencies, run for real.
 
 Fixture apps (tests/fixtures/py-*-app) are compiled with the real bin/compile and uv
-from PyPI: pyproject.toml (PEP 621), uv.lock, Pipfile.lock, poetry, Django and an ASGI
-app; runtime.txt/.python-version choose the interpreter; bin/release guesses a web
-process from what was installed. The helper that converts Pipfile.lock and poetry
-declarations is also tested as plain functions. Every build in this module shares one
-uv download cache, so each package is fetched once.
+from PyPI: pyproject.toml (PEP 621), uv.lock, Pipfile.lock (and a Pipfile alone), poetry,
+setup.py (and setup.cfg alone), Django and an ASGI app; runtime.txt/.python-version
+choose the interpreter; bin/release guesses a web process from what was installed. The
+helper that converts Pipfile, poetry and setup.cfg declarations is also tested as plain
+functions. Every build in this module shares one uv download cache, so each package is
+fetched once.
 """
 
 from __future__ import annotations
@@ -257,6 +258,23 @@ def test_pipfile_lock_installs_its_default_section_at_the_locked_versions(
     assert versions(app, "gunicorn", "packaging", "pyflakes") == ["23.0.0", "24.1", "-"]
 
 
+def test_a_pipfile_without_its_lock_installs_its_packages_and_says_to_lock_it(
+    tmp_path: Path, shared: dict[str, Path]
+) -> None:
+    app = write_app(tmp_path / "app", {
+        "Pipfile": (
+            '[[source]]\nurl = "https://pypi.org/simple"\nname = "pypi"\n\n'
+            '[packages]\npackaging = "==24.1"\nsix = "*"\n\n[dev-packages]\npyflakes = "*"\n'
+        ),
+    })
+    lines = compile_app(app, new_cache(tmp_path / "cache", shared), shared)
+    assert (" !     This app has a Pipfile but no Pipfile.lock: its [packages] are resolved "
+            "afresh, to") in lines
+    assert "-----> Installing dependencies from Pipfile with uv" in lines
+    installed = versions(app, "packaging", "six", "pyflakes")
+    assert installed[0] == "24.1" and installed[1] != "-" and installed[2] == "-"
+
+
 # --- poetry -----------------------------------------------------------------------------------
 
 
@@ -268,6 +286,69 @@ def test_poetry_app_installs_the_main_group_at_the_locked_versions(
     assert "-----> Installing dependencies from pyproject.toml and poetry.lock with uv" in lines
     # packaging is not in pyproject.toml at all; poetry.lock pins it below the newest.
     assert versions(app, "gunicorn", "packaging", "pyflakes") == ["23.0.0", "24.1", "-"]
+
+
+# --- setup.py and setup.cfg ----------------------------------------------------------------------
+
+
+INSTALLED_HELLO = "cd / && env -u PYTHONPATH py-setuppy-hello"
+
+
+def test_a_setup_py_app_is_installed_itself_with_new_code_at_every_build(
+    tmp_path: Path, shared: dict[str, Path]
+) -> None:
+    cache = new_cache(tmp_path / "cache", shared)
+    # Both builds in one path, as runc builds are (/build).
+    first = copy_fixture("py-setuppy-app", tmp_path / "build")
+    lines = compile_app(first, cache, shared)
+    assert "-----> Installing the app and its dependencies from setup.py with uv" in lines
+    # setuptools' build/ and egg-info are not left in the slug.
+    assert sorted(path.name for path in first.iterdir()) == [
+        ".heroku", ".profile.d", "Procfile", "app.py", "setup.py"
+    ]
+    assert versions(first, "py-setuppy-app") == ["0.1.0"]
+    assert versions(first, "gunicorn")[0] != "-"
+    # The console script, away from the app dir: the installed copy of the app answers.
+    assert run_in_dyno(first, INSTALLED_HELLO).stdout == "hello from the installed setup.py app\n"
+
+    # The same setup.py with new code: the app is built again.
+    shutil.move(first, tmp_path / "build-1")
+    second = copy_fixture("py-setuppy-app", tmp_path / "build")
+    (second / "app.py").write_text(
+        (second / "app.py").read_text().replace("the installed", "the rebuilt")
+    )
+    lines = compile_app(second, cache, shared)
+    assert "       setup.py installs the app itself, so the dependencies are installed at " \
+        "every build" in lines
+    assert run_in_dyno(second, INSTALLED_HELLO).stdout == "hello from the rebuilt setup.py app\n"
+
+
+def test_a_setup_cfg_alone_installs_its_install_requires(
+    tmp_path: Path, shared: dict[str, Path]
+) -> None:
+    app = write_app(tmp_path / "app", {
+        "setup.cfg": (
+            "[metadata]\nname = cfgapp\n\n[options]\npy_modules = app\n"
+            "install_requires =\n    packaging==24.1\n    six\n"
+        ),
+        "app.py": "",
+    })
+    lines = compile_app(app, new_cache(tmp_path / "cache", shared), shared)
+    assert "-----> Installing dependencies from setup.cfg with uv" in lines
+    assert versions(app, "packaging", "cfgapp")[0] == "24.1"
+    assert versions(app, "six", "cfgapp")[1] == "-"  # the app is on PYTHONPATH, not installed
+
+
+def test_detect_claims_setup_py_and_a_project_setup_cfg_only(
+    tmp_path: Path, shared: dict[str, Path]
+) -> None:
+    env = env_of(shared)
+    for files in ({"setup.py": ""}, {"setup.cfg": "[metadata]\nname = x\n"}):
+        app = write_app(tmp_path / str(len(files)) / next(iter(files)), files)
+        assert buildpack.detect(app, [python_bp()], env)[1] == "Python"
+    tool_settings = write_app(tmp_path / "tools", {"setup.cfg": "[flake8]\nignore = E501\n"})
+    with pytest.raises(buildpack.BuildpackError):
+        buildpack.detect(tool_settings, [python_bp()], env)
 
 
 # --- Django -----------------------------------------------------------------------------------
@@ -426,14 +507,6 @@ def test_a_version_file_that_is_not_a_version_says_how_to_write_one(
     assert (
         f" !     runtime.txt says '{text}', which is not a Python version this buildpack reads."
     ) in lines
-
-
-def test_a_pipfile_without_its_lock_says_to_lock_it(
-    tmp_path: Path, shared: dict[str, Path]
-) -> None:
-    app = write_app(tmp_path / "app", {"Pipfile": "[packages]\nsix = '*'\n"})
-    lines = failing_compile(app, tmp_path / "cache", shared)
-    assert any("Run `pipenv lock`" in line for line in lines)
 
 
 # --- the helper script: poetry --------------------------------------------------------------
@@ -627,6 +700,54 @@ def test_pipfile_lock_default_section_becomes_pinned_requirements() -> None:
         "six==1.16.0",
     ]
     assert len(warnings) == 1 and warnings[0].startswith("local: installed as a regular package")
+
+
+def test_a_pipfile_without_its_lock_becomes_its_packages_as_written() -> None:
+    pipfile = {
+        "source": [{"name": "corp", "url": "https://pypi.corp.example/simple"},
+                   {"name": "pypi", "url": "https://pypi.org/simple"}],
+        "packages": {
+            "Flask": "*",
+            "requests": {"version": ">=2.31", "extras": ["socks"]},
+            "pywin32": {"version": "*", "sys_platform": "== 'win32'"},
+            "uvloop": {"version": "==0.19.0", "markers": "python_version >= '3.8'",
+                       "platform_system": "!= 'Windows'"},
+            "mylib": {"git": "https://example.com/mylib.git", "ref": "v1"},
+            "local": {"path": "libs/local", "editable": True},
+        },
+        "dev-packages": {"pytest": "*"},
+    }
+    lines, warnings = deps.pipfile_requirements(pipfile, Path("/build"))
+    assert lines == [
+        "--index-url https://pypi.corp.example/simple",
+        "Flask",
+        "requests[socks]>=2.31",
+        "pywin32 ; sys_platform == 'win32'",
+        "uvloop==0.19.0 ; (python_version >= '3.8') and (platform_system != 'Windows')",
+        "mylib @ git+https://example.com/mylib.git@v1",
+        "local @ file:///build/libs/local",
+    ]
+    assert len(warnings) == 1 and warnings[0].startswith("local: installed as a regular package")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[options]\ninstall_requires =\n    flask>=3\n    # a comment\n"
+         "    six ; python_version<'4'\n", ["flask>=3", "six ; python_version<'4'"]),
+        ("[options]\ninstall_requires = flask>=3; six\n", ["flask>=3", "six"]),
+        ("[metadata]\nname = x\n", []),
+    ],
+)
+def test_setup_cfg_install_requires_become_requirement_lines(
+    text: str, expected: list[str]
+) -> None:
+    assert deps.setup_cfg_requirements(text) == expected
+
+
+def test_setup_cfg_install_requires_from_a_file_is_refused_with_what_to_do() -> None:
+    with pytest.raises(deps.UnsupportedDeclaration, match="as requirements.txt"):
+        deps.setup_cfg_requirements("[options]\ninstall_requires = file: reqs.in\n")
 
 
 def test_pipfile_lock_from_a_private_index_only_sets_the_index_url(tmp_path: Path) -> None:

@@ -1,11 +1,13 @@
 """Reads a Python app's dependency declarations for bin/compile (stdlib only, Python 3.11+).
 
-The functions turn parsed TOML/JSON into requirement lines and never touch the filesystem;
+The functions turn parsed TOML/JSON/INI into requirement lines and never touch the filesystem;
 `main` is the thin shell bin/compile runs with the stack's python3:
 
     dependency_sources.py project PYPROJECT UV_LOCK|"" POETRY_LOCK|""  -> key=value lines
     dependency_sources.py poetry PYPROJECT [POETRY_LOCK] BASE_DIR OUT_REQS OUT_CONSTRAINTS
     dependency_sources.py pipfile-lock PIPFILE_LOCK BASE_DIR OUT_REQS
+    dependency_sources.py pipfile PIPFILE BASE_DIR OUT_REQS
+    dependency_sources.py setup-cfg SETUP_CFG OUT_REQS
 
 Warnings go to stderr; a declaration that cannot be turned into requirements exits 1 with
 a message saying what to change.
@@ -13,6 +15,7 @@ a message saying what to change.
 
 from __future__ import annotations
 
+import configparser
 import json
 import re
 import sys
@@ -423,7 +426,41 @@ def poetry_requirements(
     return lines, sorted(constraints, key=str.lower), warnings
 
 
-# --- Pipfile.lock ------------------------------------------------------------------------------
+# --- Pipfile.lock and Pipfile --------------------------------------------------------------------
+
+# Pipfile entries may name environment markers as keys: sys_platform = "== 'linux'".
+_MARKER_KEYS = (
+    "os_name", "sys_platform", "platform_machine", "platform_python_implementation",
+    "platform_release", "platform_system", "platform_version", "python_version",
+    "python_full_version", "implementation_name", "implementation_version",
+)
+
+
+def _pipfile_line(name: str, entry: Any, base: Path, warnings: list[str]) -> str:
+    """The requirement line for one entry of a Pipfile's [packages] or a lock's "default"."""
+    if isinstance(entry, str):
+        entry = {"version": entry}
+    head = name + _extras(entry.get("extras"))
+    if entry.get("editable"):
+        warnings.append(f"{name}: installed as a regular package (an editable install would "
+                        "link to the build directory, which dynos do not have)")
+    if "git" in entry:
+        url = _git_url(entry["git"], entry.get("ref"), entry.get("subdirectory"))
+        requirement = f"{head} @ {url}"
+    elif "file" in entry:
+        target = entry["file"]
+        if "://" not in target:
+            target = _local_url(base, target)
+        requirement = f"{head} @ {target}"
+    elif "path" in entry:
+        requirement = f"{head} @ {_local_url(base, entry['path'])}"
+    else:
+        version = str(entry.get("version", "*")).strip()
+        requirement = head + ("" if version == "*" else version)
+    markers = [str(entry["markers"])] if entry.get("markers") else []
+    markers += [f"{key} {str(entry[key]).strip()}" for key in _MARKER_KEYS if key in entry]
+    marker = _join_markers(*markers)
+    return f"{requirement} ; {marker}" if marker else requirement
 
 
 def pipfile_lock_requirements(lock: dict[str, Any], base: Path) -> tuple[list[str], list[str]]:
@@ -432,28 +469,45 @@ def pipfile_lock_requirements(lock: dict[str, Any], base: Path) -> tuple[list[st
     sources = lock.get("_meta", {}).get("sources", [])
     lines = _index_lines([(s["url"], i == 0) for i, s in enumerate(sources) if s.get("url")])
     for name, entry in sorted(lock.get("default", {}).items(), key=lambda item: item[0].lower()):
-        if isinstance(entry, str):
-            entry = {"version": entry}
-        head = name + _extras(entry.get("extras"))
-        if entry.get("editable"):
-            warnings.append(f"{name}: installed as a regular package (an editable install would "
-                            "link to the build directory, which dynos do not have)")
-        if "git" in entry:
-            url = _git_url(entry["git"], entry.get("ref"), entry.get("subdirectory"))
-            requirement = f"{head} @ {url}"
-        elif "file" in entry:
-            target = entry["file"]
-            if "://" not in target:
-                target = _local_url(base, target)
-            requirement = f"{head} @ {target}"
-        elif "path" in entry:
-            requirement = f"{head} @ {_local_url(base, entry['path'])}"
-        else:
-            version = str(entry.get("version", "*")).strip()
-            requirement = head + ("" if version == "*" else version)
-        markers = entry.get("markers")
-        lines.append(f"{requirement} ; {markers}" if markers else requirement)
+        lines.append(_pipfile_line(name, entry, base, warnings))
     return lines, warnings
+
+
+def pipfile_requirements(pipfile: dict[str, Any], base: Path) -> tuple[list[str], list[str]]:
+    """(requirement lines, warnings) for a Pipfile's [packages], as written (not pinned).
+
+    [dev-packages] are left out, as `pipenv install --deploy` would; the first [[source]] is
+    the index, the others extra indexes (PyPI left implicit).
+    """
+    warnings: list[str] = []
+    sources = pipfile.get("source", [])
+    lines = _index_lines([(s["url"], i == 0) for i, s in enumerate(sources) if s.get("url")])
+    for name, entry in pipfile.get("packages", {}).items():
+        lines.append(_pipfile_line(name, entry, base, warnings))
+    return lines, warnings
+
+
+# --- setup.py and setup.cfg ----------------------------------------------------------------------
+
+
+def setup_cfg_requirements(text: str) -> list[str]:
+    """[options] install_requires of a setup.cfg, read as setuptools reads it.
+
+    Several lines are one requirement each; a single line is split at `;`.
+    """
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read_string(text)
+    except configparser.Error as exc:
+        raise UnsupportedDeclaration(f"setup.cfg could not be read: {exc}") from None
+    value = parser.get("options", "install_requires", fallback="").strip()
+    if value.startswith("file:"):
+        raise UnsupportedDeclaration(
+            "setup.cfg reads install_requires from a file (file:); commit that list as "
+            "requirements.txt instead"
+        )
+    chunks = [c.strip() for c in (value.splitlines() if "\n" in value else value.split(";"))]
+    return [chunk for chunk in chunks if chunk and not chunk.startswith("#")]
 
 
 # --- pyproject.toml / uv.lock ------------------------------------------------------------------
@@ -521,6 +575,11 @@ def _read_toml(path: str) -> dict[str, Any]:
         raise UnsupportedDeclaration(f"{Path(path).name} is not valid TOML: {exc}") from None
 
 
+def _read_text(path: str) -> str:
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
 def _read_json(path: str) -> dict[str, Any]:
     try:
         with open(path, encoding="utf-8") as f:
@@ -556,6 +615,13 @@ def main(argv: list[str]) -> int:
             lock_path, base, out_reqs = args
             lines, warnings = pipfile_lock_requirements(_read_json(lock_path), Path(base))
             _write_lines(out_reqs, lines)
+        elif command == "pipfile" and len(args) == 3:
+            pipfile_path, base, out_reqs = args
+            lines, warnings = pipfile_requirements(_read_toml(pipfile_path), Path(base))
+            _write_lines(out_reqs, lines)
+        elif command == "setup-cfg" and len(args) == 2:
+            setup_cfg, out_reqs = args
+            _write_lines(out_reqs, setup_cfg_requirements(_read_text(setup_cfg)))
         else:
             print(__doc__, file=sys.stderr)
             return 2
