@@ -22,7 +22,7 @@ from types import ModuleType
 import pytest
 
 from paas.build import buildpack
-from tests.unit.test_buildpack import python_bp, run_in_dyno, write_app
+from tests.unit.test_buildpack import fake_buildpack, python_bp, run_in_dyno, write_app
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 LIB = buildpack.BUILDPACKS_DIR / "python" / "lib" / "dependency_sources.py"
@@ -349,6 +349,50 @@ def test_detect_claims_setup_py_and_a_project_setup_cfg_only(
     tool_settings = write_app(tmp_path / "tools", {"setup.cfg": "[flake8]\nignore = E501\n"})
     with pytest.raises(buildpack.BuildpackError):
         buildpack.detect(tool_settings, [python_bp()], env)
+
+
+# --- the export file ----------------------------------------------------------------------------
+
+
+def test_the_export_file_puts_the_venv_first_for_the_next_buildpack(
+    tmp_path: Path, shared: dict[str, Path]
+) -> None:
+    # A copy of the buildpack, as the build job runs one, with a stale export in it.
+    python = buildpack.Buildpack(
+        "python", shutil.copytree(python_bp().path, tmp_path / "buildpacks" / "python")
+    )
+    export = python.path / "export"
+    export.write_text("export FROM_AN_EARLIER_BUILD=1\n")
+    reader = fake_buildpack(tmp_path / "buildpacks", "reader", compile="\n".join([
+        'echo "python=$(command -v python)"',
+        'echo "VIRTUAL_ENV=$VIRTUAL_ENV FROM_AN_EARLIER_BUILD=${FROM_AN_EARLIER_BUILD:-unset}"',
+        "python -c 'import packaging; print(packaging.__version__)'",
+    ]))
+    app = write_app(tmp_path / "app", {"requirements.txt": "packaging==24.1\n"})
+    cache = new_cache(tmp_path / "cache", shared)
+    compile_app_with(python, app, cache, shared)
+    venv = app / ".heroku" / "venv"
+    assert export.read_text() == f'export PATH={venv}/bin:"$PATH"\nexport VIRTUAL_ENV={venv}\n'
+
+    lines = compile_app_with(reader, app, cache, shared, exports=[export])
+    assert lines == [f"python={venv}/bin/python",
+                     f"VIRTUAL_ENV={venv} FROM_AN_EARLIER_BUILD=unset", "24.1"]
+
+    # A build that fails leaves no export behind for the next buildpack to trust.
+    (app / "runtime.txt").write_text("python-3.99\n")
+    with pytest.raises(buildpack.BuildpackError):
+        compile_app_with(python, app, cache, shared)
+    assert not export.exists()
+
+
+def compile_app_with(
+    bp: buildpack.Buildpack, app: Path, cache: Path, shared: dict[str, Path],
+    exports: list[Path] | None = None,
+) -> list[str]:
+    lines: list[str] = []
+    buildpack.compile(bp, app, cache, {}, env_of(shared), lines.append, timeout=600,
+                      exports=exports or ())
+    return lines
 
 
 # --- Django -----------------------------------------------------------------------------------
