@@ -2,7 +2,7 @@
 
 bin/compile runs with the host's node and npm on copies of tests/fixtures/node-app, so the
 installs come from the npm registry; the engines range matcher is checked directly, by
-running the node program bin/compile embeds.
+running the node program bin/compile runs on package.json (lib/package_facts.js).
 """
 
 from __future__ import annotations
@@ -236,10 +236,9 @@ def test_release_defaults_to_npm_start_then_server_js(
 # --- the engines range matcher ------------------------------------------------------------------
 
 
-def inspect_program() -> str:
-    """The node program bin/compile runs on package.json (its `INSPECT_PACKAGE_JS`)."""
-    text = (nodejs_bp().path / "bin" / "compile").read_text()
-    return text.split("<<'JS' || true\n", 1)[1].split("\nJS\n", 1)[0]
+def inspect_program() -> Path:
+    """The node program bin/compile runs on package.json."""
+    return nodejs_bp().path / "lib" / "package_facts.js"
 
 
 # Runs the program once per package.json in one node process (a node start costs ~0.1 s),
@@ -247,13 +246,14 @@ def inspect_program() -> str:
 HARNESS_JS = """
 const vm = require("vm");
 const [program, ...files] = process.argv.slice(1);
+const source = require("fs").readFileSync(program, "utf8");
 for (const file of files) {
   const facts = {};
   const log = (line) => { facts[line.split("=")[0]] = line.slice(line.indexOf("=") + 1); };
-  const argv = [process.argv[0], file, "10.0.0"];
+  const argv = [process.argv[0], program, file, "10.0.0"];
   const exit = () => { throw new Error("exit"); };
   try {
-    vm.runInNewContext(program, { require, console: { log },
+    vm.runInNewContext(source, { require, console: { log },
       process: { argv, versions: process.versions, exit } });
   } catch (e) {
     if (e.message !== "exit") throw e;
@@ -270,7 +270,7 @@ def engines_checks(tmp_path: Path, node_ranges: list[object]) -> list[str]:
         package = tmp_path / f"package-{n}.json"
         package.write_text(json.dumps({"engines": {"node": node_range}}))
         files.append(str(package))
-    result = subprocess.run(["node", "-e", HARNESS_JS, inspect_program(), *files],
+    result = subprocess.run(["node", "-e", HARNESS_JS, str(inspect_program()), *files],
                             capture_output=True, text=True, check=True)
     return result.stdout.splitlines()
 
