@@ -132,12 +132,13 @@ MIGRATIONS: list[str] = [
     ALTER TABLE builds_new RENAME TO builds;
     """,
     # The release life cycle: what app.json asked of a release (health checks, deploy
-    # scripts), the output of its release phase, and per-app boot and stop timeouts.
+    # scripts), the output of its release phase, and per-app boot and stop timeouts
+    # (NULL: the platform's default).
     """
     ALTER TABLE releases ADD COLUMN app_json TEXT NOT NULL DEFAULT '{}';
     ALTER TABLE releases ADD COLUMN output TEXT;
-    ALTER TABLE apps ADD COLUMN boot_timeout INTEGER NOT NULL DEFAULT 60;
-    ALTER TABLE apps ADD COLUMN stop_timeout INTEGER NOT NULL DEFAULT 30;
+    ALTER TABLE apps ADD COLUMN boot_timeout INTEGER;
+    ALTER TABLE apps ADD COLUMN stop_timeout INTEGER;
     """,
 ]
 
@@ -164,8 +165,8 @@ class App:
     restart_seq: int
     created_at: float
     uid: int
-    boot_timeout: int = 60  # seconds a web dyno has to bind $PORT (R10 after)
-    stop_timeout: int = 30  # seconds between SIGTERM and SIGKILL
+    boot_timeout: int | None = None  # seconds a web dyno has to bind $PORT; None: default
+    stop_timeout: int | None = None  # seconds between SIGTERM and SIGKILL; None: default
 
 
 @dataclass(frozen=True)
@@ -546,15 +547,28 @@ class Store:
         with self._tx() as c:
             c.execute("UPDATE releases SET output = ? WHERE id = ?", (output, release.id))
 
-    def set_app_timeouts(
-        self, app: App, *, boot_timeout: int | None = None, stop_timeout: int | None = None
-    ) -> App:
+    def set_app_timeouts(self, app: App, timeouts: dict[str, int | None]) -> App:
+        """Set `boot_timeout` and/or `stop_timeout` (None: back to the platform's default)."""
         with self._tx() as c:
-            if boot_timeout is not None:
-                c.execute("UPDATE apps SET boot_timeout = ? WHERE id = ?", (boot_timeout, app.id))
-            if stop_timeout is not None:
-                c.execute("UPDATE apps SET stop_timeout = ? WHERE id = ?", (stop_timeout, app.id))
+            for column, value in timeouts.items():
+                if column not in ("boot_timeout", "stop_timeout"):
+                    raise ValueError(column)
+                c.execute(f"UPDATE apps SET {column} = ? WHERE id = ?", (value, app.id))
         return self.app(app.name)
+
+    def supersede_pending(self, app: App, version: int) -> list[int]:
+        """Releases older than `version` still pending never deploy: fail them, naming it.
+        Returns their versions."""
+        with self._tx() as c:
+            versions = [row[0] for row in c.execute(
+                "SELECT version FROM releases WHERE app_id = ? AND version < ?"
+                " AND status = 'pending' ORDER BY version", (app.id, version))]
+            c.execute(
+                "UPDATE releases SET status = 'failed', status_reason = ?"
+                " WHERE app_id = ? AND version < ? AND status = 'pending'",
+                (f"superseded by v{version} before it deployed", app.id, version),
+            )
+        return versions
 
     def release_by_id(self, release_id: int) -> Release:
         row = self._conn().execute(

@@ -8,7 +8,6 @@ until the release has deployed.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import redis
 
-from paas import events, procfile, releases
+from paas import appjson, events, procfile, releases
 from paas.build import buildpack, sources
 from paas.build.output import BuildOutput
 from paas.build.sandbox import BuildSandbox
@@ -34,8 +33,10 @@ log = logging.getLogger(__name__)
 #: Top-level folders of a built app that hold its dependencies: their own image layer.
 DEPENDENCY_DIRS = frozenset({".heroku", "node_modules"})
 BUILD_TIMEOUT = float(os.environ.get("PAAS_BUILD_TIMEOUT", "900"))
-#: How long the push waits for the new release's dynos (boot timeout plus slack).
-DEPLOY_TIMEOUT = float(os.environ.get("PAAS_BOOT_TIMEOUT", "60")) + 60
+#: How long the push waits for the new release: its release phase, then its dynos' boot
+#: and checks. A stopped agent ends the wait sooner (see releases.wait).
+DEPLOY_TIMEOUT = (releases.RELEASE_PHASE_TIMEOUT
+                  + float(os.environ.get("PAAS_BOOT_TIMEOUT", "60")) + 300)
 
 
 def run_build(build_id: int) -> None:
@@ -86,7 +87,8 @@ class Builder:
         src = self.workdir / "app"
         self._checkout(src)
         declared = self._read_procfile(src)
-        process_types = self._compile(src, declared)
+        manifest = self._read_app_json(src)
+        process_types = self._compile(src, declared, manifest)
         image_id = self._store_image(src, process_types)
         self.store.set_build_status(self.build.id, "succeeded")
         events.emit(self.r, self.app.name, events.BUILD_SUCCEEDED, proc="build",
@@ -100,10 +102,12 @@ class Builder:
             slug=image_id,
             commit_sha=sha,
             process_types=process_types,
+            app_json=manifest.to_json(),
         )
         out.line(f"-----> Launching v{release.version}...")
         if release.status == "pending":
-            release = releases.wait(self.store, self.app, release, DEPLOY_TIMEOUT)
+            release = releases.wait(self.store, self.app, release, DEPLOY_TIMEOUT,
+                                    r=self.r, on_output=self._release_phase_line)
         out.line(f"       Released v{release.version}")
         out.line(f"       {self.s.app_url(self.app.name)} deployed")
         return release
@@ -130,10 +134,30 @@ class Builder:
             return {}
         return procfile.parse(path.read_text(errors="replace"))
 
-    def _compile(self, src: Path, declared: dict[str, str]) -> dict[str, str]:
+    def _read_app_json(self, src: Path) -> appjson.AppJson:
+        path = src / "app.json"
+        if not path.is_file():
+            return appjson.AppJson()
+        try:
+            manifest = appjson.parse(path.read_text(errors="replace"))
+        except PaasError as exc:
+            raise BuildFailed(exc.message) from None
+        if manifest.predeploy or manifest.postdeploy or manifest.healthchecks:
+            asked = [f"{kind} script" for kind, script in (
+                ("predeploy", manifest.predeploy), ("postdeploy", manifest.postdeploy)) if script]
+            asked += [f"{len(checks)} {ptype} health check(s)"
+                      for ptype, checks in manifest.healthchecks.items()]
+            self.out.line(f"-----> app.json: {', '.join(asked)}")
+        return manifest
+
+    def _release_phase_line(self, line: str) -> None:
+        self.out.line(f"       {line}")
+
+    def _compile(self, src: Path, declared: dict[str, str],
+                 manifest: appjson.AppJson) -> dict[str, str]:
         tools = buildpack.ensure_tools(self.s.tools_dir)
         env = buildpack.build_env([tools])
-        self.stack = self._choose_stack(src)
+        self.stack = self._choose_stack(manifest)
         env.update({"STACK": self.stack, "SOURCE_VERSION": self.build.commit_sha})
         config = self.store.config_vars(self.app)
         chosen = self._buildpacks(src, env)
@@ -202,17 +226,10 @@ class Builder:
             chosen.append(bp)
         return chosen
 
-    def _choose_stack(self, src: Path) -> str:
+    def _choose_stack(self, manifest: appjson.AppJson) -> str:
         """The STACK config var, else app.json's "stack", else the default."""
         config = self.store.config_vars(self.app)
-        name = config.get("STACK")
-        app_json = src / "app.json"
-        if not name and app_json.is_file():
-            try:
-                name = json.loads(app_json.read_text()).get("stack")
-            except (ValueError, AttributeError):
-                raise BuildFailed("app.json is not a JSON object; fix it or remove it") from None
-        name = name or stacks.DEFAULT_STACK
+        name = config.get("STACK") or manifest.stack or stacks.DEFAULT_STACK
         try:
             stacks.check(name)
         except PaasError as exc:
