@@ -29,9 +29,24 @@ def agent_wake_channel() -> str:
     return f"{PREFIX}:agent:wake"
 
 
+def agent_requests() -> str:
+    """List of requests for the agent (JSON: {"app", "dyno", "action"}), e.g. `ps:stop`."""
+    return f"{PREFIX}:agent:requests"
+
+
 def app_log(app: str) -> str:
     """Stream of an app's log lines: fields ts, source, proc, line."""
     return f"{PREFIX}:log:{app}"
+
+
+def app_events(app: str) -> str:
+    """List of an app's events (JSON), newest first, capped (see `paas.events`)."""
+    return f"{PREFIX}:events:{app}"
+
+
+def release_log(app: str, version: int) -> str:
+    """Stream of a release phase's output lines, read by the push waiting for it."""
+    return f"{PREFIX}:release:{app}:{version}:log"
 
 
 def build_log(build_id: int) -> str:

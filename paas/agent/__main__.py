@@ -24,6 +24,7 @@ def main() -> int:
         boot_timeout=float(os.environ.get("PAAS_BOOT_TIMEOUT", "60")),
         stop_grace=float(os.environ.get("PAAS_STOP_GRACE", "30")),
         images=image_store(s),
+        domain=s.domain,
     )
     signal.signal(signal.SIGTERM, lambda *_: agent.request_stop())
     signal.signal(signal.SIGINT, lambda *_: agent.request_stop())

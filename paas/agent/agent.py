@@ -4,14 +4,20 @@ The agent compares what should run (each app's release for deploy, its
 formation and restart sequence, read from the store) with what runs (its own
 records of dynos) and closes the gap, one app at a time per thread:
 
-- a new release or restart replaces dynos by rolling: start the new ones, wait
-  until each web dyno accepts connections on `$PORT`, switch the route table,
-  then stop the old ones (SIGTERM, SIGKILL after the grace period);
-- a scale change starts or stops only the difference;
-- a crashed dyno is restarted with exponential backoff.
+- a new release first runs its release phase (app.json's predeploy, the
+  Procfile's `release:`) as one-off dynos; then it, a config change or a restart
+  replaces dynos by rolling: start the new ones, wait until each web dyno accepts
+  connections on `$PORT` (the app's boot timeout, R10 after) and passes its
+  startup checks, switch the route table, run postdeploy, then take the old ones
+  out: wait for their requests in flight to finish (drain), SIGTERM, and SIGKILL
+  after the app's stop timeout;
+- a scale change starts or stops only the difference, the same way;
+- a crashed dyno is restarted with exponential backoff; liveness checks restart a
+  dyno that stops answering, readiness checks take it out of the route meanwhile.
 
 A release is marked `succeeded` once its dynos serve, or `failed` with the
-reason (and the dyno's last lines) while the old dynos keep serving.
+reason (the failing step or check and the dyno's last lines) while the old
+dynos keep serving.
 """
 
 from __future__ import annotations
@@ -30,9 +36,9 @@ from pathlib import Path
 
 import redis
 
-from paas import events, keys, logs, routes
+from paas import appjson, events, keys, logs, releases, routes
 from paas import sizes as dyno_sizes
-from paas.agent import state
+from paas.agent import health, phases, state
 from paas.image import ImageStore, gc
 from paas.runtime import Driver, DynoSpec, RunningDyno
 from paas.runtime.ocispec import Limits
@@ -63,6 +69,9 @@ class Dyno:
     restart_at: float | None = None
     up_since: float | None = None
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
+    grace: float = 30.0  # the app's stop timeout when the dyno started
+    ready: bool = True  # False while a readiness check fails: out of the route
+    periodic: health.Periodic | None = None  # liveness and readiness checks, once up
 
     @property
     def gen(self) -> Generation:
@@ -82,6 +91,7 @@ class Dyno:
             "started_at": self.run.started_at if self.run else None,
             "exit_code": self.exit_code,
             "port": self.spec.port,
+            "ready": self.ready,
         })
 
 
@@ -91,12 +101,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def accepts_connections(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.25):
-            return True
-    except OSError:
-        return False
+accepts_connections = health.accepts_connections
 
 
 class Agent:
@@ -108,13 +113,18 @@ class Agent:
         boot_timeout: float = 60.0,
         stop_grace: float = 30.0,
         images: ImageStore | None = None,
+        domain: str = "localhost",
+        release_timeout: float = releases.RELEASE_PHASE_TIMEOUT,
     ) -> None:
+        """`boot_timeout` and `stop_grace` are the defaults for apps that set none."""
         self.store = store
         self.images = images
         self.r = r
         self.driver = driver
         self.boot_timeout = boot_timeout
         self.stop_grace = stop_grace
+        self.domain = domain
+        self.release_timeout = release_timeout
         self.dynos: dict[str, list[Dyno]] = {}
         self._lock = threading.RLock()  # guards self.dynos and self._busy
         self._busy: set[str] = set()
@@ -131,7 +141,9 @@ class Agent:
             try:
                 self._heartbeat()
                 self._reap()
+                self._take_requests()
                 self.converge_all()
+                self._check_health()
                 if time.monotonic() >= self._next_gc:
                     self._next_gc = time.monotonic() + GC_INTERVAL
                     self._spawn("(image gc)", self.collect_garbage)
@@ -159,6 +171,77 @@ class Agent:
             except (redis.RedisError, OSError) as exc:
                 log.warning("wake listener: %s; retrying", exc)
                 time.sleep(1)
+
+    def _take_requests(self) -> None:
+        """Dynos users asked to stop (`paas ps:stop web.2` or a whole type): each is drained
+        and stopped; one the formation still wants is replaced, as on Heroku."""
+        while (raw := self.r.lpop(keys.agent_requests())) is not None:
+            try:
+                request = json.loads(raw)
+                app_name, target = str(request["app"]), str(request["dyno"])
+            except (ValueError, KeyError, TypeError):
+                log.warning("ignoring a malformed agent request: %r", raw)
+                continue
+            with self._lock:
+                chosen = [d for d in self.dynos.get(app_name, []) if d.state != "stopping"
+                          and target in (d.spec.name, d.spec.type)]
+            for dyno in chosen:
+                logs.append(self.r, app_name, "paas", dyno.spec.name,
+                            f"Stopping {dyno.spec.name}, as asked")
+                self._stop_in_background(app_name, dyno)
+
+    def _check_health(self) -> None:
+        """Start the liveness and readiness checks that are due, a thread per dyno."""
+        now = time.monotonic()
+        with self._lock:
+            due = [(app, d) for app, ds in self.dynos.items() for d in ds
+                   if d.state == "up" and d.periodic is not None and d.periodic.due_now(now)]
+        for app_name, dyno in due:
+            self._spawn(f"(health) {dyno.spec.id}", self._run_periodic, app_name, dyno)
+
+    def _run_periodic(self, app_name: str, dyno: Dyno) -> None:
+        periodic = dyno.periodic
+        assert periodic is not None
+        for i, check in periodic.due_now(time.monotonic()):
+            if dyno.state != "up":
+                return
+            port = check.port or dyno.spec.port
+            failure = health.probe(check, port, self._host(app_name)) if port else None
+            reached = periodic.record(i, failure, time.monotonic())
+            if failure:
+                logs.append(self.r, app_name, "paas", dyno.spec.name,
+                            f"{check.label} failed ({periodic.failures[i]} of "
+                            f"{check.attempts}): {failure}")
+            if check.type == "readiness":
+                self._set_ready(app_name, dyno, not periodic.failing("readiness"), failure)
+            elif reached:
+                self._restart_unhealthy(app_name, dyno, f"failed its {check.label}: {failure}")
+                return
+
+    def _set_ready(self, app_name: str, dyno: Dyno, ready: bool, failure: str | None) -> None:
+        with self._lock:
+            if dyno.ready == ready:
+                return
+            dyno.ready = ready
+        self._publish_route(app_name, None)
+        if ready:
+            events.emit(self.r, app_name, events.DYNO_HEALTHY, proc=dyno.spec.name,
+                        release=f"v{dyno.spec.release}")
+        else:
+            events.emit(self.r, app_name, events.DYNO_UNHEALTHY, proc=dyno.spec.name,
+                        reason=json.dumps(f"out of the route: {failure}"))
+
+    def _restart_unhealthy(self, app_name: str, dyno: Dyno, reason: str) -> None:
+        """A liveness check gave up on the dyno: stop it and restart it like a crash."""
+        with self._lock:
+            dyno.state = "unhealthy"  # neither reaped nor routed while it stops
+            was_routed, dyno.routed = dyno.routed, False
+        if was_routed:
+            self._publish_route(app_name, None)
+        events.emit(self.r, app_name, events.DYNO_UNHEALTHY, proc=dyno.spec.name,
+                    reason=json.dumps(f"restarting: {reason}"))
+        code = self.driver.stop(dyno.run, dyno.grace) if dyno.run is not None else None
+        self._mark_crashed(app_name, dyno, code)
 
     def converge_all(self) -> None:
         wanted = {app.name: app for app in self.store.apps()}
@@ -219,38 +302,86 @@ class Agent:
         stale: list[Dyno],
         sizes: dict[str, str],
     ) -> None:
-        events.emit(self.r, app.name, events.DEPLOY_STARTED, proc="agent",
-                    release=f"v{release.version}")
+        version = f"v{release.version}"
+        events.emit(self.r, app.name, events.DEPLOY_STARTED, proc="agent", release=version)
+        first = release.status == "pending"  # restarts and resizes skip the deploy scripts
+        if first:
+            failure = self._run_scripts(app, release, sizes, phases.release_phase(release))
+            if failure:
+                self._fail(app, release, gen, failure)
+                return
         new = [
             self._start(app, release, gen, ptype, index, _limits(sizes, ptype))
             for ptype, qty in sorted(wanted.items())
             for index in range(1, qty + 1)
         ]
-        failure = self._await_ready(app, new)
+        failure = self._await_ready(app, release, new)
         if failure:
-            for dyno in new:
-                self._stop(app.name, dyno, grace=5.0)
-            self._failed_gen[app.name] = gen
-            if release.status == "pending":
-                self.store.set_release_status(release, "failed", failure)
-            events.emit(self.r, app.name, events.DEPLOY_FAILED, proc="agent",
-                        release=f"v{release.version}", reason=json.dumps(failure))
+            self._discard(app, new)
+            self._fail(app, release, gen, failure)
             return
-        with self._lock:
-            for dyno in new:
-                dyno.routed = dyno.spec.type == "web"
-            for dyno in stale:
-                dyno.routed = False
-        self._publish_route(app.name, release.version)
+        self._switch(app, release, routed=new, unrouted=stale)
         events.emit(self.r, app.name, events.DEPLOY_SWITCHED, proc="agent",
-                    release=f"v{release.version}", dynos=len(new))
-        if release.status == "pending":
+                    release=version, dynos=len(new))
+        if first and phases.postdeploy(release):
+            failure = self._run_scripts(app, release, sizes, phases.postdeploy(release))
+            if failure:  # back to the dynos that served before; they never stopped
+                self._switch(app, release, routed=[d for d in stale if d.state == "up"],
+                             unrouted=new)
+                self._discard(app, new)
+                self._fail(app, release, gen, failure)
+                return
+        if first:
             self.store.set_release_status(release, "succeeded")
+            superseded = self.store.supersede_pending(app, release.version)
+            if superseded:
+                events.emit(self.r, app.name, events.RELEASE_SUPERSEDED, proc="agent",
+                            by=version, releases=",".join(f"v{v}" for v in superseded))
         self._failed_gen.pop(app.name, None)
         for dyno in stale:
             self._stop_in_background(app.name, dyno)
-        events.emit(self.r, app.name, events.DEPLOY_FINISHED, proc="agent",
-                    release=f"v{release.version}")
+        events.emit(self.r, app.name, events.DEPLOY_FINISHED, proc="agent", release=version)
+
+    def _switch(self, app: App, release: Release, routed: list[Dyno],
+                unrouted: list[Dyno]) -> None:
+        with self._lock:
+            for dyno in routed:
+                dyno.routed = dyno.spec.type == "web"
+            for dyno in unrouted:
+                dyno.routed = False
+        self._publish_route(app.name, release.version if routed else None)
+
+    def _discard(self, app: App, dynos: list[Dyno]) -> None:
+        """Stop dynos that never served (a failed deploy), in parallel."""
+        self._stop_all([(app.name, d) for d in dynos], grace=5.0)
+
+    def _fail(self, app: App, release: Release, gen: Generation, failure: str) -> None:
+        self._failed_gen[app.name] = gen
+        if release.status == "pending":
+            self.store.set_release_status(release, "failed", failure)
+        events.emit(self.r, app.name, events.DEPLOY_FAILED, proc="agent",
+                    release=f"v{release.version}", reason=json.dumps(failure))
+
+    def _run_scripts(self, app: App, release: Release, sizes: dict[str, str],
+                     scripts: list[phases.Script]) -> str | None:
+        """Run deploy scripts as one-off dynos; the failure, or None."""
+        if not scripts:
+            return None
+        layers, stack = self._image_parts(release)
+        runner = phases.ScriptRunner(
+            self.driver, self.r, app, release, layers, stack,
+            _limits(sizes, scripts[0].name), self.release_timeout, self._stopping,
+        )
+        kind = "postdeploy" if scripts[0].name == "postdeploy" else "release phase"
+        events.emit(self.r, app.name, events.RELEASE_STARTED, proc="agent",
+                    release=f"v{release.version}", step=kind.replace(" ", "-"))
+        failure = runner.run(scripts)
+        earlier = self.store.release(app, release.version).output if kind == "postdeploy" else None
+        self.store.set_release_output(release, "\n".join(filter(None, [earlier, runner.text()])))
+        events.emit(self.r, app.name,
+                    events.RELEASE_FAILED if failure else events.RELEASE_SUCCEEDED,
+                    proc="agent", release=f"v{release.version}", step=kind.replace(" ", "-"))
+        return failure
 
     def _scale(
         self,
@@ -280,7 +411,7 @@ class Agent:
         if not started:
             return
         for dyno in started:
-            failure = self._await_ready(app, [dyno])
+            failure = self._await_ready(app, release, [dyno])
             if failure:
                 self._mark_crashed(app.name, dyno, dyno.exit_code)
                 continue
@@ -330,7 +461,7 @@ class Agent:
             uid=app.uid,
             limits=limits,
         )
-        dyno = Dyno(spec=spec)
+        dyno = Dyno(spec=spec, grace=float(app.stop_timeout or self.stop_grace))
         if replaces is not None:
             dyno.crashes = replaces.crashes
         with self._lock:
@@ -366,9 +497,11 @@ class Agent:
         # A plain directory: tests and releases made before images.
         return (Path(release.slug),), DEFAULT_STACK
 
-    def _await_ready(self, app: App, dynos: list[Dyno]) -> str | None:
-        """Wait until every web dyno accepts connections; the failure reason otherwise."""
-        deadline = time.monotonic() + self.boot_timeout
+    def _await_ready(self, app: App, release: Release, dynos: list[Dyno]) -> str | None:
+        """Wait until every web dyno accepts connections within the app's boot timeout,
+        then run each dyno's startup checks; the failure reason otherwise."""
+        boot_timeout = float(app.boot_timeout or self.boot_timeout)
+        deadline = time.monotonic() + boot_timeout
         waiting = list(dynos)
         while waiting:
             for dyno in list(waiting):
@@ -387,14 +520,47 @@ class Agent:
                 dyno = waiting[0]
                 logs.append(self.r, app.name, "paas", dyno.spec.name,
                             "Error R10 (Boot timeout) -> Web process failed to bind to $PORT "
-                            f"within {self.boot_timeout:g} seconds of launch")
+                            f"within {boot_timeout:g} seconds of launch")
                 return self._failure(
-                    dyno, f"did not listen on $PORT within {self.boot_timeout:g} s (R10)"
+                    dyno, f"did not listen on $PORT within {boot_timeout:g} s (R10)"
                 )
             if waiting:
                 time.sleep(0.05)
+        manifest = appjson.load(release.app_json)
+        for dyno in dynos:
+            failure = self._startup_checks(app, manifest, dyno)
+            if failure:
+                events.emit(self.r, app.name, events.DYNO_UNHEALTHY, proc=dyno.spec.name,
+                            release=f"v{dyno.spec.release}", reason=json.dumps(failure))
+                return self._failure(dyno, failure)
+            periodic = (manifest.checks(dyno.spec.type, "liveness")
+                        + manifest.checks(dyno.spec.type, "readiness"))
+            with self._lock:
+                if periodic:
+                    dyno.periodic = health.Periodic(periodic, started=time.monotonic())
+            events.emit(self.r, app.name, events.DYNO_HEALTHY, proc=dyno.spec.name,
+                        release=f"v{dyno.spec.release}")
         self._publish_state(app.name)
         return None
+
+    def _startup_checks(self, app: App, manifest: appjson.AppJson, dyno: Dyno) -> str | None:
+        checks = [c for c in manifest.checks(dyno.spec.type, "startup")
+                  if c.port or dyno.spec.port]  # a check needs a port to knock on
+        if not checks:
+            return None
+
+        def note(line: str) -> None:
+            logs.append(self.r, app.name, "paas", dyno.spec.name, line)
+
+        def alive() -> bool:
+            return (dyno.run is not None and self.driver.poll(dyno.run) is None
+                    and not self._stopping.is_set())
+
+        return health.run_startup(checks, dyno.spec.port or 0, self._host(app.name),
+                                  dyno.up_since or time.time(), alive=alive, note=note)
+
+    def _host(self, app_name: str) -> str:
+        return f"{app_name}.{self.domain}"
 
     @staticmethod
     def _failure(dyno: Dyno, what: str) -> str:
@@ -403,7 +569,10 @@ class Agent:
             reason += "; its last lines:\n" + "\n".join(dyno.tail)
         return reason
 
-    def _stop(self, app_name: str, dyno: Dyno, grace: float) -> None:
+    def _stop(self, app_name: str, dyno: Dyno, grace: float | None = None) -> None:
+        """Out of the route, drained of its requests in flight, then SIGTERM, and SIGKILL
+        after `grace` seconds (default: the app's stop timeout)."""
+        grace = dyno.grace if grace is None else grace
         with self._lock:
             dyno.state = "stopping"
             was_routed, dyno.routed = dyno.routed, False
@@ -411,6 +580,9 @@ class Agent:
             self._publish_route(app_name, None)
         self._publish_state(app_name)
         if dyno.run is not None:
+            if dyno.spec.port is not None and self.driver.poll(dyno.run) is None:
+                if health.drain(dyno.spec.port, time.monotonic() + grace):
+                    events.emit(self.r, app_name, events.DYNO_DRAINED, proc=dyno.spec.name)
             code = self.driver.stop(dyno.run, grace)
             events.emit(self.r, app_name, events.DYNO_STOPPED, proc=dyno.spec.name,
                         status=code)
@@ -424,7 +596,7 @@ class Agent:
         with self._lock:
             dyno.state = "stopping"
         threading.Thread(
-            target=self._stop, args=(app_name, dyno, self.stop_grace),
+            target=self._stop, args=(app_name, dyno),
             name=f"stop-{dyno.spec.id}", daemon=True,
         ).start()
 
@@ -488,7 +660,8 @@ class Agent:
     # --- what others see -------------------------------------------------------------
     def _publish_route(self, app_name: str, release: int | None) -> None:
         with self._lock:
-            dynos = [d for d in self.dynos.get(app_name, []) if d.routed and d.state == "up"]
+            dynos = [d for d in self.dynos.get(app_name, [])
+                     if d.routed and d.ready and d.state == "up"]
             backends = tuple(
                 routes.Backend(d.spec.name, f"127.0.0.1:{d.spec.port}")
                 for d in sorted(dynos, key=lambda d: d.spec.name)
@@ -537,7 +710,12 @@ class Agent:
         if spec.port is not None and not accepts_connections(spec.port):
             return False
         dyno = Dyno(spec=spec, run=run, state="up", routed=spec.type == "web",
-                    up_since=run.started_at or time.time())
+                    up_since=run.started_at or time.time(),
+                    grace=float(app.stop_timeout or self.stop_grace))
+        manifest = appjson.load(release.app_json)
+        periodic = manifest.checks(spec.type, "liveness") + manifest.checks(spec.type, "readiness")
+        if periodic:
+            dyno.periodic = health.Periodic(periodic, started=time.monotonic())
 
         def output(line: str) -> None:
             dyno.tail.append(line)
@@ -549,11 +727,10 @@ class Agent:
         log.info("adopted %s of %s (v%d)", spec.name, app.name, spec.release)
         return True
 
-    def _stop_all(self, dynos: list[tuple[str, Dyno]]) -> None:
+    def _stop_all(self, dynos: list[tuple[str, Dyno]], grace: float | None = None) -> None:
         """Stop dynos in parallel, so N dynos take one grace period, not N."""
         threads = [
-            threading.Thread(target=self._stop, args=(app, d, self.stop_grace))
-            for app, d in dynos
+            threading.Thread(target=self._stop, args=(app, d, grace)) for app, d in dynos
         ]
         for t in threads:
             t.start()

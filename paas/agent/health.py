@@ -1,0 +1,157 @@
+"""Checking dynos: app.json health checks, and the connections a dyno still serves.
+
+A startup check gates a dyno's first route; liveness and readiness checks run
+periodically while it is up (see `Periodic`). Without any check, a web dyno is
+healthy once it accepts a connection on `$PORT`.
+
+`open_connections` counts the established connections to a port: a dyno taken
+out of the route table keeps only the connections of requests still in flight
+(the router closes the others), so the agent waits for that count to reach
+zero before it sends SIGTERM.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from paas.appjson import HealthCheck
+
+#: How much of a body a content check reads.
+BODY_LIMIT = 1024 * 1024
+#: The route table reaches every router within 100 ms; wait this long before trusting
+#: that no new request is on its way to a dyno just taken out of it.
+ROUTE_SETTLE = 0.25
+_ESTABLISHED = "01"
+
+
+def accepts_connections(port: int, timeout: float = 0.25) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def probe(check: HealthCheck, port: int, host: str) -> str | None:
+    """None when `check` passes against the dyno on `port`, else what went wrong."""
+    port = check.port or port
+    if check.path is None:
+        if accepts_connections(port, check.timeout):
+            return None
+        return f"nothing accepts connections on port {port}"
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=check.timeout)
+    try:
+        conn.request("GET", check.path, headers={
+            "Host": host, "User-Agent": "paas-healthcheck", "X-Forwarded-Proto": "http",
+        })
+        response = conn.getresponse()
+        body = response.read(BODY_LIMIT)
+    except (OSError, http.client.HTTPException) as exc:
+        return f"GET {check.path}: {exc or type(exc).__name__}"
+    finally:
+        conn.close()
+    if not 200 <= response.status < 400:
+        return f"GET {check.path} answered {response.status}"
+    if check.content is not None and check.content.encode() not in body:
+        return f"GET {check.path} answered without {check.content!r} in its body"
+    return None
+
+
+def run_startup(
+    checks: list[HealthCheck],
+    port: int,
+    host: str,
+    up_since: float,
+    *,
+    alive: Callable[[], bool],
+    note: Callable[[str], None],
+    sleep: Callable[[float], None] = time.sleep,
+) -> str | None:
+    """Run the startup checks in order, each up to its attempts; the first failure, or
+    None when all pass. Stops early (with a failure) once `alive()` is false."""
+    for check in checks:
+        delay = check.initial_delay
+        if check.uptime:  # the dyno must have stayed up this long before the check counts
+            delay = max(delay, up_since + check.uptime - time.time())
+        if delay > 0:
+            sleep(delay)
+        failure: str | None = None
+        for attempt in range(1, check.attempts + 1):
+            if not alive():
+                return f"{check.label}: the dyno exited"
+            failure = probe(check, port, host)
+            if failure is None:
+                break
+            note(f"{check.label} failed (attempt {attempt} of {check.attempts}): {failure}")
+            if attempt < check.attempts:
+                sleep(check.wait)
+        if failure is not None:
+            return f"failed its {check.label}: {failure}"
+    return None
+
+
+@dataclass
+class Periodic:
+    """The schedule and failure counts of one dyno's liveness and readiness checks."""
+
+    checks: list[HealthCheck]
+    started: float
+    due: dict[int, float] = field(default_factory=dict)
+    failures: dict[int, int] = field(default_factory=dict)
+
+    def due_now(self, now: float) -> list[tuple[int, HealthCheck]]:
+        found = []
+        for i, check in enumerate(self.checks):
+            if now >= self.due.get(i, self.started + check.initial_delay):
+                found.append((i, check))
+        return found
+
+    def record(self, i: int, failure: str | None, now: float) -> bool:
+        """Note a result; True when the check has now failed `attempts` times in a row."""
+        check = self.checks[i]
+        self.due[i] = now + max(check.wait, 1.0)
+        if failure is None:
+            self.failures[i] = 0
+            return False
+        self.failures[i] = self.failures.get(i, 0) + 1
+        return self.failures[i] >= check.attempts
+
+    def failing(self, kind: str) -> bool:
+        """Whether a check of `kind` has reached its attempts and not passed since."""
+        return any(
+            self.failures.get(i, 0) >= c.attempts for i, c in enumerate(self.checks)
+            if c.type == kind
+        )
+
+
+def open_connections(port: int, proc: Path = Path("/proc/net")) -> int:
+    """Established TCP connections (IPv4 and IPv6) whose local port is `port`."""
+    count = 0
+    wanted = f"{port:04X}"
+    for name in ("tcp", "tcp6"):
+        try:
+            lines = (proc / name).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 3 and fields[3] == _ESTABLISHED \
+                    and fields[1].rpartition(":")[2] == wanted:
+                count += 1
+    return count
+
+
+def drain(port: int, deadline: float, sleep: Callable[[float], None] = time.sleep) -> bool:
+    """Wait (until the monotonic `deadline`) for a dyno out of the route table to finish
+    the requests it has; True when none is left."""
+    sleep(ROUTE_SETTLE)
+    while open_connections(port):
+        if time.monotonic() >= deadline:
+            return False
+        sleep(0.05)
+    return True
