@@ -20,6 +20,7 @@ from paas.cli.buildpacks import (
     builds_cache_purge,
 )
 from paas.cli.config_vars import config_get, config_set, config_show, config_unset
+from paas.cli.deploys import events_list, ps_set, ps_stop, releases_info, releases_output
 from paas.cli.gitremote import git_remote
 from paas.cli.images import images_export, images_gc
 from paas.cli.logs import logs
@@ -83,8 +84,8 @@ for command in (
     apps_list, apps_create, apps_info, apps_destroy,
     git_remote,
     config_show, config_get, config_set, config_unset,
-    ps_list, ps_scale, ps_restart, ps_type,
-    releases_list, rollback, builds_list,
+    ps_list, ps_scale, ps_restart, ps_type, ps_stop, ps_set,
+    releases_list, releases_info, releases_output, rollback, builds_list, events_list,
     logs, login,
     images_export, images_gc,
     buildpacks_list, buildpacks_add, buildpacks_set, buildpacks_remove, buildpacks_clear,

@@ -137,11 +137,20 @@ def _wait_for_dynos(app: str, wanted: Mapping[str, int], release: int) -> None:
 
 
 @click.command("ps:restart")
+@click.argument("dyno", required=False, metavar="[DYNO]")
 @app_option
-def ps_restart(app: str | None) -> None:
-    """Restart all of an app's dynos (rolling)."""
+def ps_restart(dyno: str | None, app: str | None) -> None:
+    """Restart all of an app's dynos (rolling: new ones serve before old ones stop).
+
+    With DYNO (web.2) or a type (web), restart just those: each is drained and
+    stopped, then started afresh.
+    """
     name = resolve_app(app)
     client = api()
+    if dyno is not None:
+        with action(f"Restarting {dyno} on {name}"):
+            client.post(f"apps/{name}/dynos/{dyno}/actions/stop")
+        return
     with action("Restarting dynos"):
         client.delete(f"apps/{name}/dynos")
 

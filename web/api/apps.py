@@ -38,6 +38,8 @@ def app_json(app: App) -> dict:
         "web_url": s.app_url(app.name),
         "git_url": f"{request.host_url}git/{app.name}.git",
         "release": current.version if current else None,
+        "boot_timeout": app.boot_timeout,
+        "stop_timeout": app.stop_timeout,
     }
 
 
@@ -67,6 +69,8 @@ def release_json(release: Release, current: Release | None) -> dict:
         "current": current is not None and current.id == release.id,
         "process_types": release.process_types,
         "image": release.slug if release.slug and release.slug.startswith("sha256:") else None,
+        "app_json": release.app_json,
+        "has_output": release.output is not None,
     }
 
 
