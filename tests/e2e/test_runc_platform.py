@@ -6,11 +6,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.platform import Platform, make_app_repo, processes_mentioning, wait_until
+from tests.e2e.traffic import Traffic
 
 pytestmark = [
     pytest.mark.slow,
@@ -78,12 +80,16 @@ def test_a_killed_agent_leaves_the_dynos_serving_and_the_new_one_adopts_them(
         if b"paas.agent" in Path(f"/proc/{pid}/cmdline").read_bytes()
     ]
     assert len(agents) == 1
-    os.kill(agents[0], signal.SIGKILL)
-    # While no agent runs, and after the next one starts, the app keeps answering.
-    for _ in range(20):
-        assert get(runc_platform, "probe", "/") == before
-    wait_until(lambda: "adopted web.1 of probe" in runc_platform.log(), timeout=60,
-               what="the new agent to adopt the dyno")
+    # While no agent runs, and after the next one starts, the app keeps answering: steady
+    # traffic over kept-alive and new connections sees no error at all.
+    with Traffic("probe.localhost", runc_platform.port, workers=2, rate=100) as traffic:
+        os.kill(agents[0], signal.SIGKILL)
+        wait_until(lambda: "adopted web.1 of probe" in runc_platform.log(), timeout=60,
+                   what="the new agent to adopt the dyno")
+        time.sleep(1)  # and a moment of the new agent's converging
+    assert len(traffic.results) > 50
+    assert traffic.failures() == [], traffic.failures()[:5]
+    assert set(traffic.bodies()) == {before.rstrip("\n")}
     assert get(runc_platform, "probe", "/") == before
     after = sorted(p.name for p in (runc_platform.home / "dynos" / "probe").iterdir())
     assert after == dyno_dirs, "the adopted dyno was not restarted"
