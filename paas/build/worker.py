@@ -14,9 +14,16 @@ import paas.build.jobs  # noqa: F401 - imported once here so each forked job sta
 from paas import keys
 from paas.config import redis_client, settings
 
+#: Builds yield the CPU to running dynos: on one small machine a build at full priority
+#: would show up as latency on every app while it runs. Everything a build starts
+#: (buildpacks, runc and its container) inherits this.
+BUILD_NICENESS = int(os.environ.get("PAAS_BUILD_NICE", "10"))
+
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
+    if BUILD_NICENESS:
+        os.nice(BUILD_NICENESS)
     r = redis_client(settings())
     queue = Queue(keys.BUILD_QUEUE, connection=r)
     worker = Worker([queue], connection=r,
