@@ -277,3 +277,32 @@ def test_rollback_deploys_an_earlier_release_the_same_way(
     assert platform.get_app(app).text == "hello from web.1 code=one\n"
     info = platform.cli("releases:info", "-a", app).stdout
     assert "Rollback to v1" in info and "(current)" in info
+
+
+def test_liveness_restarts_a_dyno_that_stops_answering_and_readiness_unroutes_it(
+    platform: Platform, workdir: Path
+) -> None:
+    app = "lively"
+    repo = new_app(platform, workdir, app)
+    checks = {"healthchecks": {"web": [
+        {"type": "readiness", "path": "/health", "content": "ok", "attempts": 1, "wait": 1},
+        {"type": "liveness", "path": "/health", "content": "ok", "attempts": 3, "wait": 1},
+    ]}}
+    commit(platform, repo, "periodic checks", app__json=json.dumps(checks))
+    push(platform, app, repo)
+    assert platform.get_app(app).status_code == 200
+    # The new release's dynos pass the default (TCP) startup check, then fail /health.
+    platform.cli("config:set", "HEALTH_BODY=sick", "-a", app)
+    wait_until(lambda: platform.get_app(app).status_code == 503, timeout=30,
+               what="readiness to take web.1 out of the route")
+
+    def restarts() -> list[dict]:
+        return [e for e in app_events(platform, app) if e["event"] == "dyno.unhealthy"
+                and "restarting" in e["fields"].get("reason", "")]
+
+    wait_until(restarts, timeout=60, what="liveness to restart web.1")
+    crashed = [e for e in app_events(platform, app) if e["event"] == "dyno.crashed"]
+    assert crashed and crashed[-1]["fields"]["restart_in"] == "1s"
+    platform.cli("config:unset", "HEALTH_BODY", "-a", app)
+    wait_until(lambda: platform.get_app(app).status_code == 200, timeout=60,
+               what="a healthy dyno to serve again")
