@@ -320,13 +320,13 @@ class Agent:
             self._discard(app, new)
             self._fail(app, release, gen, failure)
             return
-        self._switch(app, release, routed=new, unrouted=stale)
+        self._switch(app, routed=new, unrouted=stale)
         events.emit(self.r, app.name, events.DEPLOY_SWITCHED, proc="agent",
                     release=version, dynos=len(new))
         if first and phases.postdeploy(release):
             failure = self._run_scripts(app, release, sizes, phases.postdeploy(release))
             if failure:  # back to the dynos that served before; they never stopped
-                self._switch(app, release, routed=[d for d in stale if d.state == "up"],
+                self._switch(app, routed=[d for d in stale if d.state == "up"],
                              unrouted=new)
                 self._discard(app, new)
                 self._fail(app, release, gen, failure)
@@ -342,14 +342,13 @@ class Agent:
             self._stop_in_background(app.name, dyno)
         events.emit(self.r, app.name, events.DEPLOY_FINISHED, proc="agent", release=version)
 
-    def _switch(self, app: App, release: Release, routed: list[Dyno],
-                unrouted: list[Dyno]) -> None:
+    def _switch(self, app: App, routed: list[Dyno], unrouted: list[Dyno]) -> None:
         with self._lock:
             for dyno in routed:
                 dyno.routed = dyno.spec.type == "web"
             for dyno in unrouted:
                 dyno.routed = False
-        self._publish_route(app.name, release.version if routed else None)
+        self._publish_route(app.name, None)  # the route names the release its dynos run
 
     def _discard(self, app: App, dynos: list[Dyno]) -> None:
         """Stop dynos that never served (a failed deploy), in parallel."""

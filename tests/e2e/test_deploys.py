@@ -306,3 +306,25 @@ def test_liveness_restarts_a_dyno_that_stops_answering_and_readiness_unroutes_it
     platform.cli("config:unset", "HEALTH_BODY", "-a", app)
     wait_until(lambda: platform.get_app(app).status_code == 200, timeout=60,
                what="a healthy dyno to serve again")
+
+
+def test_predeploy_and_postdeploy_scripts_from_app_json(platform: Platform, workdir: Path) -> None:
+    app = "scripted"
+    repo = new_app(platform, workdir, app)
+    scripts = {"scripts": {"dokku": {"predeploy": "echo before $DYNO",
+                                     "postdeploy": "echo after; exit 4"}}}
+    set_code(platform, repo, "two")
+    commit(platform, repo, "a postdeploy that fails", app__json=json.dumps(scripts))
+    out = push(platform, app, repo, check=False)
+    assert "remote:        before predeploy.1" in out and "remote:        after" in out, out
+    assert "The postdeploy command (echo after; exit 4) exited with status 4" in out
+    assert "! [remote rejected]" in out
+    # the new dynos served for a moment, then the route went back to the old ones
+    assert platform.get_app(app).text == "hello from web.1 code=one\n"
+
+    scripts["scripts"]["dokku"]["postdeploy"] = "echo after"
+    commit(platform, repo, "a postdeploy that works", app__json=json.dumps(scripts))
+    push(platform, app, repo)
+    assert platform.get_app(app).text == "hello from web.1 code=two\n"
+    output = platform.cli("releases:output", "-a", app).stdout
+    assert output.index("before predeploy.1") < output.index("after")
