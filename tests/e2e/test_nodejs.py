@@ -2,9 +2,9 @@
 
 On the session's process-runtime platform: the first push installs with npm and runs the
 build script, whose output the page shows; a code-only redeploy reuses node_modules and its
-image layer; an engines.node the stack cannot satisfy is rejected; the Yarn and pnpm
-fixtures deploy the same way. Then the same app on a runc platform, where the build runs
-in a container as the app's uid.
+image layer; an engines.node the stack cannot satisfy is rejected; the Yarn 1, Yarn 4
+(Plug'n'Play) and pnpm fixtures deploy the same way. Then the same app on a runc platform,
+where the build runs in a container as the app's uid.
 """
 
 from __future__ import annotations
@@ -105,6 +105,12 @@ def test_an_engines_node_the_stack_cannot_satisfy_is_rejected(
         ("node-pnpm-app", "node-pnpm",
          ["-----> Installing pnpm@9.15.9 with npm",
           "       Installing node modules with pnpm install (pnpm-lock.yaml)"]),
+        # Plug'n'Play: no node_modules; the default `npm start` runs with .pnp.cjs.
+        ("node-yarn-berry-app", "node-yarn-berry",
+         ["-----> Installing yarn@4.9.2 (@yarnpkg/cli-dist) with npm",
+          "       Installing dependencies with yarn install --immutable (yarn.lock; "
+          "nodeLinker: pnp)",
+          "-----> Node.js dependencies ready (Plug'n'Play: .pnp.cjs)"]),
     ],
 )
 def test_an_app_installed_with_another_package_manager_deploys_and_answers(

@@ -401,16 +401,22 @@ def tree_listing(root: Path) -> list[tuple[str, bytes]]:
     return listing
 
 
-def test_a_packagemanager_digest_that_does_not_match_stops_the_build(tmp_path: Path) -> None:
-    app = copy_fixture(tmp_path / "app", "node-pnpm-app")
+@pytest.mark.parametrize(
+    ("fixture", "manager"),
+    [("node-pnpm-app", "pnpm@9.15.9"), ("node-yarn-berry-app", "yarn@4.9.2")],
+)
+def test_a_packagemanager_digest_that_does_not_match_stops_the_build(
+    tmp_path: Path, fixture: str, manager: str
+) -> None:
+    app = copy_fixture(tmp_path / "app", fixture)
     edit_json(app / "package.json",
-              lambda data: data.update(packageManager="pnpm@9.15.9+sha512." + "ab" * 64))
+              lambda data: data.update(packageManager=f"{manager}+sha512." + "ab" * 64))
     cache = tmp_path / "cache"
     lines = failed_compile(app, cache, platform_env(tmp_path))
-    assert (" !     The pnpm@9.15.9 package from the registry does not match the sha512"
+    assert (f" !     The {manager} package from the registry does not match the sha512"
             in lines), lines
     assert "-----> Installing dependencies" not in lines
-    assert not (cache / "package-managers" / "pnpm@9.15.9").exists()
+    assert not (cache / "package-managers" / manager).exists()
 
 
 def test_an_unchanged_lockfile_reuses_node_modules_and_a_changed_one_reinstalls(
@@ -570,10 +576,14 @@ def test_a_package_that_does_not_exist_fails_the_install_clearly(tmp_path: Path)
         ({"package.json": "{\"name\": ", "yarn.lock": ""}, "package.json could not be read"),
         ({"package.json": "{}", "package-lock.json": "{}", "yarn.lock": ""},
          "more than one lockfile (package-lock.json yarn.lock)"),
-        ({"package.json": "{}", "yarn.lock": "__metadata:\n  version: 8\n"},
-         "This app uses Yarn 2 or later (Berry)"),
-        ({"package.json": '{"packageManager": "yarn@4.5.0"}'},
-         "This app uses Yarn 2 or later (Berry)"),
+        ({"package.json": "{}", "yarn.lock": "__metadata:\n  version: 3\n"},
+         "Which Yarn to use is unclear (yarn.lock's __metadata version is"),
+        ({"package.json": '{"packageManager": "yarn@1.22.22"}',
+          "yarn.lock": "__metadata:\n  version: 8\n"},
+         "packageManager asks for Yarn 1.22.22, but yarn.lock was"),
+        ({"package.json": "{}", "yarn.lock": "__metadata:\n  version: 8\n",
+          ".yarnrc.yml": "yarnPath: .yarn/releases/yarn-4.9.2.cjs\n"},
+         ".yarnrc.yml's yarnPath (.yarn/releases/yarn-4.9.2.cjs) is not a file in the app"),
         ({"package.json": "{}", "pnpm-lock.yaml": "lockfileVersion: 5.3\n"},
          "Which pnpm to use is unclear"),
         ({"package.json": '{"packageManager": "bun@1.1.0"}'},
@@ -586,3 +596,141 @@ def test_a_broken_or_ambiguous_app_fails_with_what_to_fix(
     app = write_app(tmp_path / "app", files)
     lines = failed_compile(app, tmp_path / "cache", platform_env(tmp_path))
     assert any(message in line for line in lines), lines
+
+
+# --- Yarn 2 and later (Berry) -------------------------------------------------------------------
+
+BERRY_INSTALL_LINE = (
+    "       Installing dependencies with yarn install --immutable (yarn.lock; nodeLinker: {})"
+)
+BERRY_REUSE_LINE = "       Dependencies unchanged; reusing the Plug'n'Play install (.pnp.cjs)"
+
+
+def pin_berry_ms(app: Path) -> None:
+    """ms 2.1.3 -> 2.1.2 in package.json and yarn.lock, as `yarn add ms@2.1.2` writes them."""
+    edit_json(app / "package.json", lambda data: data["dependencies"].update(ms="2.1.2"))
+    lock = app / "yarn.lock"
+    lock.write_text(lock.read_text().replace(
+        '"ms@npm:2.1.3":\n  version: 2.1.3\n  resolution: "ms@npm:2.1.3"\n  checksum: 10c0/'
+        "d924b57e7312b3b63ad21fc5b3dc0af5e78d61a1fc7cfb5457edaf26326bf62be5307cc87ffb6862ef1c2b3"
+        "3b0233cdb5d4f01c4c958cc0d660948b65a287a48",
+        '"ms@npm:2.1.2":\n  version: 2.1.2\n  resolution: "ms@npm:2.1.2"\n  checksum: 10c0/'
+        "a437714e2f90dbf881b5191d35a6db792efbca5badf112f87b9e1c712aace4b4b9b742dd6537f3edf90fd6f"
+        "684de897cec230abde57e87883766712ddda297cc",
+    ).replace('ms: "npm:2.1.3"', 'ms: "npm:2.1.2"'))
+
+
+def test_a_yarn_berry_app_installs_with_plug_n_play_and_runs_where_it_is_moved(
+    tmp_path: Path, web_dyno: Callable[[Path, str], int]
+) -> None:
+    app = copy_fixture(tmp_path / "build" / "app", "node-yarn-berry-app")
+    cache = tmp_path / "cache"
+    lines = run_compile(app, cache, platform_env(tmp_path))
+    assert in_order(lines, [
+        "-----> Installing yarn@4.9.2 (@yarnpkg/cli-dist) with npm",
+        "       Checked against the sha512 digest in packageManager",
+        "       Installed yarn 4.9.2",
+        "-----> Installing dependencies",
+        BERRY_INSTALL_LINE.format("pnp"),
+        "       ➤ YN0013: │ 2 packages were added to the project (+ 11.66 KiB).",
+        "-----> Build",
+        "-----> Pruning devDependencies",
+        "       ➤ YN0085: │ - escape-html@npm:1.0.3",
+        "-----> Node.js dependencies ready (Plug'n'Play: .pnp.cjs)",
+    ]), lines
+    assert not any(line.startswith(" !     ") for line in lines), lines
+    assert (app / "build" / "message.txt").read_text() == "built by &lt;npm run build&gt;\n"
+    assert (app / ".pnp.cjs").is_file() and not (app / "node_modules").exists()
+    # The zips Plug'n'Play loads are in the app, and kept in CACHE_DIR for the next build.
+    zips = sorted(path.name for path in (app / ".yarn" / "cache").glob("*.zip"))
+    assert [name.split("-npm-")[0] for name in zips] == ["escape-html", "ms"]
+    assert sorted(path.name for path in (cache / "yarn-berry" / "cache").iterdir()) == zips
+    assert (cache / "package-managers" / "yarn@4.9.2" / ".installed").is_file()
+
+    # Moved like the slug: the original path no longer exists.
+    moved = tmp_path / "dyno" / "app"
+    moved.parent.mkdir()
+    shutil.move(app, moved)
+    assert not files_naming(moved, str(app))
+    result = run_in_dyno(moved, "\n".join([
+        "yarn --version",
+        "node -p \"require('ms')(60000)\"",
+        "node -e \"require('escape-html')\" 2>/dev/null || echo devDependency pruned",
+    ]))
+    assert result.stdout.splitlines() == ["4.9.2", "1m", "devDependency pruned"], result.stderr
+    assert not (moved / ".yarn" / "berry").exists(), "yarn in the dyno writes nothing to HOME"
+    # The default web process (npm start), a Procfile's `yarn start` or `node server.js`.
+    for command in ("npm start", "yarn start", "node server.js"):
+        assert get(web_dyno(moved, command)) == PAGE, command
+
+
+def test_a_yarn_berry_app_reuses_an_unchanged_lockfile_and_a_changed_one_uses_the_warm_cache(
+    tmp_path: Path,
+) -> None:
+    cache = tmp_path / "cache"
+    env = platform_env(tmp_path)
+    assert BERRY_INSTALL_LINE.format("pnp") in run_compile(
+        copy_fixture(tmp_path / "build-1", "node-yarn-berry-app"), cache, env
+    )
+
+    # A code-only redeploy, in a fresh checkout as the build job makes one.
+    second = copy_fixture(tmp_path / "build-2", "node-yarn-berry-app")
+    lines = run_compile(second, cache, env)
+    assert "-----> Using yarn 4.9.2 (installed by an earlier build)" in lines
+    assert BERRY_REUSE_LINE in lines and BERRY_INSTALL_LINE.format("pnp") not in lines
+    assert "-----> Pruning devDependencies" in lines
+    assert run_in_dyno(second, "node -p \"require('ms')(2000)\"").stdout == "2s\n"
+
+    # A new lockfile (ms 2.1.3 -> 2.1.2) installs again: only ms 2.1.2 is fetched, the
+    # other package comes from the cache the last build left.
+    third = copy_fixture(tmp_path / "build-3", "node-yarn-berry-app")
+    pin_berry_ms(third)
+    lines = run_compile(third, cache, env)
+    assert BERRY_INSTALL_LINE.format("pnp") in lines and BERRY_REUSE_LINE not in lines
+    assert ("       ➤ YN0013: │ A package was added to the project, and one was removed "
+            "(+ 0.11 KiB).") in lines
+    version = "node -p \"require('ms/package.json').version\""
+    assert run_in_dyno(third, version).stdout == "2.1.2\n"
+
+    # And the one after reuses that install.
+    fourth = copy_fixture(tmp_path / "build-4", "node-yarn-berry-app")
+    pin_berry_ms(fourth)
+    assert BERRY_REUSE_LINE in run_compile(fourth, cache, env)
+    assert run_in_dyno(fourth, version).stdout == "2.1.2\n"
+
+
+def test_a_yarn_berry_app_with_the_node_modules_linker_or_a_vendored_yarn(
+    tmp_path: Path,
+) -> None:
+    env = platform_env(tmp_path)
+    app = copy_fixture(tmp_path / "app", "node-yarn-berry-app")
+    (app / ".yarnrc.yml").write_text("nodeLinker: node-modules\n")
+    cache = tmp_path / "cache"
+    lines = run_compile(app, cache, env)
+    assert BERRY_INSTALL_LINE.format("node-modules") in lines
+    assert "-----> Node.js dependencies ready in node_modules" in lines
+    assert (app / "node_modules" / "ms").is_dir() and not (app / ".pnp.cjs").exists()
+    assert not (app / "node_modules" / "escape-html").exists()
+    # The zips are only read while installing: they stay in CACHE_DIR, out of the slug.
+    assert not (app / ".yarn" / "cache").exists()
+    assert len(list((cache / "yarn-berry" / "cache").glob("ms-npm-2.1.3-*.zip"))) == 1
+    assert "NODE_OPTIONS" not in (app / ".profile.d" / "nodejs.sh").read_text()
+    assert run_in_dyno(app, "node -p \"require('ms')(2000)\"").stdout == "2s\n"
+    second = copy_fixture(tmp_path / "app-2", "node-yarn-berry-app")
+    (second / ".yarnrc.yml").write_text("nodeLinker: node-modules\n")
+    assert REUSE_LINE in run_compile(second, cache, env)
+
+    # The release an app vendors (yarnPath) is used as it is, and nothing is installed.
+    release = cache / "package-managers" / "yarn@4.9.2" / "node_modules" / "@yarnpkg" / "cli-dist"
+    vendored = copy_fixture(tmp_path / "vendored", "node-yarn-berry-app")
+    (vendored / ".yarn" / "releases").mkdir(parents=True)
+    shutil.copy(release / "bin" / "yarn.js", vendored / ".yarn" / "releases" / "yarn-4.9.2.cjs")
+    (vendored / ".yarnrc.yml").write_text("yarnPath: .yarn/releases/yarn-4.9.2.cjs\n")
+    edit_json(vendored / "package.json", lambda data: data.pop("packageManager"))
+    fresh_cache = tmp_path / "fresh-cache"
+    lines = run_compile(vendored, fresh_cache, env)
+    assert "-----> Using yarn 4.9.2 (.yarn/releases/yarn-4.9.2.cjs, the yarnPath in .yarnrc.yml)" \
+        in lines
+    assert BERRY_INSTALL_LINE.format("pnp") in lines
+    assert not (fresh_cache / "package-managers").exists()
+    assert run_in_dyno(vendored, "cd / && yarn --version").stdout == "4.9.2\n"
