@@ -734,3 +734,40 @@ def test_a_yarn_berry_app_with_the_node_modules_linker_or_a_vendored_yarn(
     assert BERRY_INSTALL_LINE.format("pnp") in lines
     assert not (fresh_cache / "package-managers").exists()
     assert run_in_dyno(vendored, "cd / && yarn --version").stdout == "4.9.2\n"
+
+
+def test_the_export_file_gives_later_buildpacks_the_apps_binaries_and_node(tmp_path: Path) -> None:
+    # A copy of the buildpack, as the build job runs one, and a buildpack after it.
+    nodejs = Buildpack("nodejs", shutil.copytree(nodejs_bp().path, tmp_path / "bps" / "nodejs"))
+    reader = tmp_path / "bps" / "reader" / "bin"
+    reader.mkdir(parents=True)
+    for script, body in (("detect", "exit 0"), ("release", "echo '--- {}'"), ("compile", "\n".join([
+        'echo "NODE_HOME=$NODE_HOME"',
+        "command -v yarn",
+        "node -p \"require('ms')(1000)\"",
+    ]))):
+        (reader / script).write_text(f"#!/usr/bin/env bash\nset -euo pipefail\n{body}\n")
+        (reader / script).chmod(0o755)
+    env = platform_env(tmp_path)
+    app = copy_fixture(tmp_path / "app", "node-yarn-berry-app")
+    cache = tmp_path / "cache"
+    lines: list[str] = []
+    buildpack.compile(nodejs, app, cache, {}, env, lines.append, 600)
+    export = nodejs.path / "export"
+    node_home = Path(shutil.which("node")).resolve().parents[1]
+    assert export.read_text().splitlines() == [
+        f'export PATH={app}/node_modules/.bin:{app}/.heroku/yarn/bin:"$PATH"',
+        f"export NODE_HOME={node_home}",
+        f'export NODE_OPTIONS=--require\\ {app}/.pnp.cjs"${{NODE_OPTIONS:+ $NODE_OPTIONS}}"',
+    ]
+    lines = []
+    buildpack.compile(Buildpack("reader", reader.parent), app, cache, {}, env, lines.append, 60,
+                      exports=[export])
+    assert lines == [f"NODE_HOME={node_home}", f"{app}/.heroku/yarn/bin/yarn", "1s"]
+
+    # npm apps: node_modules/.bin, which the export puts first.
+    app = copy_fixture(tmp_path / "npm-app", "node-app")
+    buildpack.compile(nodejs, app, cache, {}, env, lines.append, 600)
+    assert export.read_text().splitlines() == [
+        f'export PATH={app}/node_modules/.bin:"$PATH"', f"export NODE_HOME={node_home}",
+    ]
