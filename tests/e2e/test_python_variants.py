@@ -1,8 +1,8 @@
 """git push of Python apps that declare dependencies other than in requirements.txt.
 
-Each fixture (pyproject.toml, uv.lock, Pipfile.lock, poetry, Django) is pushed to the session's
-platform, built by the python buildpack and answers through the router. The fixtures'
-Procfiles bind 127.0.0.1; the buildpack's own default web process (which binds 0.0.0.0)
+Each fixture (pyproject.toml, uv.lock, Pipfile.lock, poetry, setup.py, Django) is pushed to
+the session's platform, built by the python buildpack and answers through the router. The
+fixtures' Procfiles bind 127.0.0.1; the buildpack's own default web process (which binds 0.0.0.0)
 is checked in the release without ever running it.
 """
 
@@ -40,6 +40,9 @@ def commit_all(platform: Platform, repo: Path, message: str) -> None:
         ("py-poetry-app", "py-poetry",
          "Installing dependencies from pyproject.toml and poetry.lock with uv",
          "hello from poetry on Python 3."),
+        ("py-setuppy-app", "py-setuppy",
+         "Installing the app and its dependencies from setup.py with uv",
+         "hello from setup.py on Python 3."),
         ("py-django-app", "py-django", "Running python manage.py collectstatic --noinput",
          "hello from django static=True\n"),
     ],
