@@ -142,3 +142,18 @@ def test_on_runc_the_app_builds_in_a_container_and_redeploys_reusing_node_module
     push = runc_platform.git("push", remote, "main", cwd=repo)
     assert REUSE_LINE in push.stderr, push.stderr
     assert page(runc_platform) == PAGE.format(code="two")
+
+
+def test_on_runc_a_yarn_berry_app_builds_in_a_container_and_answers(
+    runc_platform: Platform, tmp_path: Path
+) -> None:
+    # The build runs as the app's uid with a throwaway HOME; the dyno loads the packages
+    # through .pnp.cjs from its own copy of the app.
+    app = "node-berry-runc"
+    runc_platform.cli("apps:create", app)
+    repo = make_app_repo(tmp_path / "src", fixture="node-yarn-berry-app")
+    push = runc_platform.git("push", runc_platform.remote_url(app, runc_platform.token), "main",
+                             cwd=repo)
+    assert ("remote:        Installing dependencies with yarn install --immutable (yarn.lock; "
+            "nodeLinker: pnp)") in push.stderr, push.stderr
+    assert page(runc_platform, app) == PAGE.format(code="one")
