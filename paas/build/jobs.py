@@ -30,8 +30,10 @@ from paas.store import App, Build, Release, Store
 
 log = logging.getLogger(__name__)
 
-#: Top-level folders of a built app that hold its dependencies: their own image layer.
-DEPENDENCY_DIRS = frozenset({".heroku", "node_modules"})
+#: Top-level entries of a built app that hold its dependencies: their own image layer, so
+#: a code-only redeploy stores none of them again. Yarn Plug'n'Play keeps its packages as
+#: zips in .yarn/cache and its resolution map in .pnp.cjs (and .pnp.loader.mjs).
+DEPENDENCY_DIRS = frozenset({".heroku", "node_modules", ".yarn", ".pnp.cjs", ".pnp.loader.mjs"})
 BUILD_TIMEOUT = float(os.environ.get("PAAS_BUILD_TIMEOUT", "900"))
 #: How long the push waits for the new release: its release phase, then its dynos' boot
 #: and checks. A stopped agent ends the wait sooner (see releases.wait).
