@@ -528,6 +528,20 @@ class Store:
         ).fetchone()
         return self._release(row) if row else None
 
+    def deploy_fingerprints(self) -> dict[str, str]:
+        """Per app, one string that changes whenever what it should run changes: its
+        release to deploy (and that release's status), restart sequence, formation and
+        timeouts. The agent skips apps whose fingerprint is the one it last settled."""
+        rows = self._conn().execute(
+            "SELECT a.name, a.restart_seq, a.boot_timeout, a.stop_timeout,"
+            " (SELECT r.version || ':' || r.status FROM releases r WHERE r.app_id = a.id"
+            "  AND r.status != 'failed' ORDER BY r.version DESC LIMIT 1) AS rel,"
+            " (SELECT group_concat(f.type || '=' || f.quantity || '/' || f.size, ',')"
+            "  FROM formation f WHERE f.app_id = a.id) AS formation"
+            " FROM apps a"
+        ).fetchall()
+        return {row["name"]: "|".join(str(v) for v in tuple(row)[1:]) for row in rows}
+
     def release_for_deploy(self, app: App) -> Release | None:
         """The release the app should run: the newest one that has not failed."""
         row = self._conn().execute(

@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 ONE_OFF_TYPES = frozenset({"release"})
 BACKOFF_CAP = 300.0
 GC_INTERVAL = float(os.environ.get("PAAS_GC_INTERVAL", "600"))
+#: Apps found converged are skipped while nothing about them changes; all are looked at
+#: again this often anyway, so nothing missed can stay missed.
+FULL_PASS = 30.0
 #: A dyno up this long before crashing starts its backoff afresh.
 BACKOFF_RESET_AFTER = 600.0
 TAIL_LINES = 20
@@ -129,6 +132,8 @@ class Agent:
         self._lock = threading.RLock()  # guards self.dynos and self._busy
         self._busy: set[str] = set()
         self._failed_gen: dict[str, Generation] = {}
+        self._converged: dict[str, str | None] = {}  # app -> fingerprint when last settled
+        self._next_full_pass = 0.0
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._next_gc = time.monotonic() + 60
@@ -244,13 +249,30 @@ class Agent:
         self._mark_crashed(app_name, dyno, code)
 
     def converge_all(self) -> None:
+        """Work on each app whose wanted state changed, or whose dynos need attention,
+        since it was last found converged; every app at least every FULL_PASS seconds."""
         wanted = {app.name: app for app in self.store.apps()}
+        prints = self.store.deploy_fingerprints()
+        if time.monotonic() >= self._next_full_pass:
+            self._next_full_pass = time.monotonic() + FULL_PASS
+            self._converged.clear()
         with self._lock:
             gone = [name for name in self.dynos if name not in wanted]
         for name in gone:
             self._spawn(name, self._teardown, name)
         for app in wanted.values():
-            self._spawn(app.name, self.converge_app, app)
+            fingerprint = prints.get(app.name)
+            if self._converged.get(app.name) != fingerprint or fingerprint is None:
+                self._spawn(app.name, self._converge, app, fingerprint)
+
+    def _converge(self, app: App, fingerprint: str | None) -> None:
+        self._converged.pop(app.name, None)
+        if self.converge_app(app):
+            self._converged[app.name] = fingerprint
+
+    def _unsettle(self, app_name: str) -> None:
+        """Something happened to a dyno of the app: look at it on the next pass."""
+        self._converged.pop(app_name, None)
 
     def _spawn(self, name: str, target: Callable[..., None], *args: object) -> None:
         """Run `target` in a thread unless that app is already being worked on."""
@@ -271,10 +293,12 @@ class Agent:
         threading.Thread(target=work, name=f"converge-{name}", daemon=True).start()
 
     # --- convergence of one app ---------------------------------------------------
-    def converge_app(self, app: App) -> None:
+    def converge_app(self, app: App) -> bool:
+        """Close the gap between what should run and what runs for `app`; True when there
+        was none left to close (the app is settled until something changes)."""
         release = self.store.release_for_deploy(app)
         if release is None:
-            return
+            return True
         gen: Generation = (release.version, app.restart_seq)
         formation = self.store.formation(app)
         sizes = self.store.formation_sizes(app)
@@ -290,8 +314,9 @@ class Agent:
         if stale or release.status == "pending":
             if self._failed_gen.get(app.name) != gen:
                 self._roll(app, release, gen, wanted, stale, sizes)
-            return
-        self._scale(app, release, gen, wanted, current, sizes)
+                return False
+            return not stale  # a failed release is retried only once something changes
+        return self._scale(app, release, gen, wanted, current, sizes)
 
     def _roll(
         self,
@@ -390,7 +415,9 @@ class Agent:
         wanted: dict[str, int],
         current: list[Dyno],
         sizes: dict[str, str],
-    ) -> None:
+    ) -> bool:
+        """Start missing dynos, restart crashed ones when due, stop extra ones; True when
+        there was nothing to do and every dyno is up."""
         now = time.time()
         started: list[Dyno] = []
         for dyno in current:
@@ -408,7 +435,7 @@ class Agent:
                     started.append(self._start(app, release, gen, ptype, index,
                                                _limits(sizes, ptype)))
         if not started:
-            return
+            return all(d.state == "up" for d in current)
         for dyno in started:
             failure = self._await_ready(app, release, [dyno])
             if failure:
@@ -417,6 +444,7 @@ class Agent:
             with self._lock:
                 dyno.routed = dyno.spec.type == "web"
         self._publish_route(app.name, release.version)
+        return False  # settled only once the next pass finds nothing to do
 
     def _teardown(self, app_name: str) -> None:
         """The app was destroyed: stop all its dynos and forget its route."""
@@ -589,7 +617,9 @@ class Agent:
             dynos = self.dynos.get(app_name, [])
             if dyno in dynos:
                 dynos.remove(dyno)
+        self._unsettle(app_name)
         self._publish_state(app_name)
+        self._wake.set()
 
     def _stop_in_background(self, app_name: str, dyno: Dyno) -> None:
         with self._lock:
@@ -637,6 +667,7 @@ class Agent:
                     f"Process exited with status {code}; State changed from up to crashed")
         events.emit(self.r, app_name, events.DYNO_CRASHED, proc=dyno.spec.name,
                     status=code, restart_in=f"{delay:g}s")
+        self._unsettle(app_name)
         self._publish_state(app_name)
         self._wake.set()
 

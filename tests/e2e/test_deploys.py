@@ -301,8 +301,12 @@ def test_liveness_restarts_a_dyno_that_stops_answering_and_readiness_unroutes_it
                 and "restarting" in e["fields"].get("reason", "")]
 
     wait_until(restarts, timeout=60, what="liveness to restart web.1")
-    crashed = [e for e in app_events(platform, app) if e["event"] == "dyno.crashed"]
-    assert crashed and crashed[-1]["fields"]["restart_in"] == "1s"
+
+    def crashes() -> list[dict]:
+        return [e for e in app_events(platform, app) if e["event"] == "dyno.crashed"]
+
+    wait_until(crashes, timeout=30, what="the stopped dyno to count as a crash")
+    assert crashes()[0]["fields"]["restart_in"] == "1s"
     platform.cli("config:unset", "HEALTH_BODY", "-a", app)
     wait_until(lambda: platform.get_app(app).status_code == 200, timeout=60,
                what="a healthy dyno to serve again")

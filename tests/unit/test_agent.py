@@ -269,3 +269,37 @@ def test_a_new_size_rolls_the_dynos_onto_its_limits(
     settle(agent)
     (dyno,) = driver.running.values()
     assert dyno.spec.limits.memory_mb == 1024
+
+
+def test_a_settled_app_is_skipped_until_something_about_it_changes(
+    agent: Agent, store: Store, app: App, driver: FakeDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    release(store, app, 1)
+    worked: list[str] = []
+    real = agent.converge_app
+
+    def counting(a: App) -> bool:
+        worked.append(a.name)
+        return real(a)
+
+    monkeypatch.setattr(agent, "converge_app", counting)
+
+    def one_pass() -> None:
+        agent.converge_all()
+        for thread in threading.enumerate():
+            if thread.name.startswith("converge-"):
+                thread.join(5)
+
+    for _ in range(4):  # deploys, finds it settled, then leaves it alone
+        one_pass()
+    assert worked == ["hello", "hello"]
+    store.set_formation(app, {"web": 2})
+    for _ in range(3):  # starts web.2, finds it settled, leaves it alone
+        one_pass()
+    assert len(worked) == 4 and driver.names() == [("web.1", 1), ("web.2", 1)]
+    agent._next_full_pass = 0.0  # a full pass looks at every app whatever changed
+    one_pass()
+    one_pass()
+    assert len(worked) == 5
