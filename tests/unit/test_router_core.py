@@ -256,13 +256,14 @@ def test_response_headers_filtered() -> None:
         (b"Keep-Alive", b"timeout=5"), (b"X-Hop", b"1"), (b"Transfer-Encoding", b"chunked"),
     ])
     h = headers_dict(info.headers)
-    assert set(h) == {b"content-type", b"transfer-encoding"}
+    assert set(h) == {b"content-type", b"transfer-encoding", b"via"}
+    assert h[b"via"] == [core.VIA]
     assert info.framing is core.Framing.CHUNKED
     upgraded = core.prepare_response(
         [(b"Upgrade", b"websocket"), (b"Connection", b"upgrade")], upgrade=True
     )
     assert headers_dict(upgraded.headers) == {
-        b"upgrade": [b"websocket"], b"connection": [b"Upgrade"]
+        b"upgrade": [b"websocket"], b"connection": [b"Upgrade"], b"via": [core.VIA]
     }
 
 
@@ -364,7 +365,7 @@ def test_response_framing(
 
 def test_http10_client_loses_the_transfer_encoding_header() -> None:
     info = core.prepare_response([(b"Transfer-Encoding", b"chunked"), (b"A", b"1")], http10=True)
-    assert info.headers == [(b"A", b"1")]
+    assert info.headers == [(b"A", b"1"), (b"Via", core.VIA)]
 
 
 def test_the_table_knows_which_addresses_some_route_names() -> None:
