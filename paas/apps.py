@@ -9,7 +9,7 @@ import redis
 from coolname import generate_slug
 from dulwich.repo import Repo
 
-from paas import events, logs, releases
+from paas import events, logs, releases, routes
 from paas.config import Settings
 from paas.errors import InvalidInput
 from paas.store import App, Store, User
@@ -64,3 +64,4 @@ def destroy(settings: Settings, store: Store, r: redis.Redis, app: App) -> None:
     shutil.rmtree(settings.slugs_dir / app.name, ignore_errors=True)
     shutil.rmtree(settings.cache_dir / app.name, ignore_errors=True)
     logs.delete(r, app.name)
+    routes.remove_settings(r, app.name)
