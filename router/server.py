@@ -103,6 +103,7 @@ class RouterServer:
         self._certs: dict[str, tuple[Certificate, ssl.SSLContext | None]] = {}
         self._server: asyncio.AbstractServer | None = None
         self._tls_server: asyncio.AbstractServer | None = None
+        self._serve_tls = False
         self._tasks: list[asyncio.Task[None]] = []
         self._log_lines: deque[tuple[str, str]] = deque(maxlen=LOG_BACKLOG)
         self._log_ready = asyncio.Event()
@@ -116,6 +117,7 @@ class RouterServer:
         """Load the routes (briefly waiting for Redis), then listen on host:port (0: any)
         and, given `https_port` and a certificate, for HTTPS on host:https_port."""
         self.loop = asyncio.get_running_loop()
+        self._serve_tls = https_port is not None and bool(self.tls_cert and self.tls_key)
         shortest = min(self.first_byte_timeout, self.header_timeout, self.idle_timeout)
         tick = max(0.05, min(1.0, shortest / 4))
         self._tasks.append(self.loop.create_task(self._sweep(tick)))
@@ -141,8 +143,8 @@ class RouterServer:
         )
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("router listening on %s:%d for *.%s", host, self.port, self.domain)
-        if https_port is not None and self.tls_cert and self.tls_key:
-            await self._start_tls(host, https_port)
+        if self._serve_tls:
+            await self._start_tls(host, https_port)  # type: ignore[arg-type]
 
     async def _start_tls(self, host: str, port: int) -> None:
         try:
@@ -338,7 +340,7 @@ class RouterServer:
         table = await self.loop.run_in_executor(self._executor, routes.load_all, self._redis)
         self.table.replace_all(table)
         self.pool.retain(self.may_pool)
-        if self._tls_server is not None:
+        if self._serve_tls:
             certs = await self.loop.run_in_executor(
                 self._executor, routes.load_certificates, self._redis
             )
@@ -375,7 +377,7 @@ class RouterServer:
             self.table.update(route)
         self.pool.retain(self.may_pool)
         self._crashed.pop(app, None)
-        if self._tls_server is not None:
+        if self._serve_tls:
             cert = await self.loop.run_in_executor(
                 self._executor, routes.load_certificate, self._redis, app
             )
