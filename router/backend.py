@@ -59,6 +59,7 @@ class BackendConnection(asyncio.Protocol):
             self.got_bytes = True
             client.first_byte()
         client.last_activity = client.loop.time()
+        client.hold()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -66,6 +67,8 @@ class BackendConnection(asyncio.Protocol):
             return
         except httptools.HttpParserError:
             self.broken = True
+        finally:
+            client.flush()
         if self.finished:  # even if junk followed: the answer itself is whole
             if self.is_head:  # llhttp would wait for the body a HEAD answer doesn't have
                 self.parser = httptools.HttpResponseParser(self)

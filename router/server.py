@@ -429,11 +429,13 @@ def main() -> int:
     trusted = [p.strip() for p in os.environ.get("PAAS_TRUSTED_PROXIES", "").split(",")
                if p.strip()]
     workers = worker_count(os.environ.get("PAAS_ROUTER_WORKERS"))
+    per_ip = int(os.environ.get("PAAS_ROUTER_MAX_CONNS_PER_IP") or "512")
 
     def work() -> int:
         server = RouterServer(
             domain=s.domain, platform_addr=f"unix:{s.web_socket}", redis_url=s.redis_url,
             trusted_proxies=trusted, tls_cert=cert, tls_key=key, reuse_port=workers > 1,
+            max_conns_per_ip=per_ip,
         )
         try:
             uvloop.run(serve(server, host, s.http_port, https_port))
