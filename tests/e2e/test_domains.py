@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import requests
 
+from router.tls import ensure_platform_certificate
 from tests.e2e.platform import Platform, make_app_repo, processes_mentioning, wait_until
 
 pytestmark = pytest.mark.slow
@@ -74,3 +79,46 @@ def test_the_router_runs_one_process_per_core(deployed: Platform) -> None:
     # the supervising parent and its workers (one alone when there is a single core)
     expected = 1 if cores == 1 else cores + 1
     assert wait_until(lambda: len(routers()) == expected, timeout=30, what="router workers")
+
+
+def test_an_app_certificate_and_the_https_redirect(deployed: Platform, tmp_path: Path) -> None:
+    cert, key = tmp_path / "site.crt", tmp_path / "site.key"
+    ensure_platform_certificate(cert, key, "domain-site.test")  # for *.domain-site.test too
+    deployed.cli("domains:add", DOMAIN, "-a", APP)
+    added = deployed.cli("certs:add", str(cert), str(key), "-a", APP)
+    assert "domain-site.test" in added.stdout
+    assert "Self signed: yes" in deployed.cli("certs", "-a", APP).stdout
+
+    def secure() -> requests.Response | None:
+        try:  # the app's own certificate, chosen by SNI, verifies against itself
+            return requests.get(f"https://{DOMAIN}:{deployed.https_port}/", timeout=30,
+                                verify=str(cert))
+        except requests.exceptions.SSLError:
+            return None  # the router has not taken the new certificate in yet
+
+    with resolving(DOMAIN):
+        assert wait_until(secure, timeout=30, what="the app's certificate").status_code == 200
+    deployed.cli("certs:redirect", "on", "-a", APP)
+    moved = requests.get(deployed.url + "/x?y=1", headers={"Host": DOMAIN}, timeout=30,
+                         allow_redirects=False)
+    assert moved.status_code == 301
+    assert moved.headers["Location"] == f"https://{DOMAIN}:{deployed.https_port}/x?y=1"
+    deployed.cli("certs:redirect", "off", "-a", APP)
+    assert get(deployed, DOMAIN).status_code == 200
+    deployed.cli("certs:remove", "-a", APP)
+    deployed.cli("domains:remove", DOMAIN, "-a", APP)
+
+
+@contextmanager
+def resolving(name: str) -> Iterator[None]:
+    """Make `name` resolve to 127.0.0.1 in this process, so requests sends it as SNI."""
+    real = socket.getaddrinfo
+
+    def fake(host: object, *args: object, **kw: object) -> object:
+        return real("127.0.0.1" if host == name else host, *args, **kw)  # type: ignore
+
+    socket.getaddrinfo = fake  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        socket.getaddrinfo = real

@@ -11,7 +11,6 @@ import re
 import socket
 import ssl
 import threading
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -117,10 +116,10 @@ def test_maintenance_answers_503_and_leaves_the_dynos_alone(start_router, r) -> 
             poll(lambda: fetch(conn, "shop.localhost")[0] == 200)
 
 
-def test_https_redirect_sends_http_clients_to_https(start_router, backends, r) -> None:
+def test_https_redirect_sends_http_clients_to_https(start_router, backends, r, certs) -> None:
     routes.publish(r, route("shop", backends[0]))
     settings(r, "shop", domains=("www.shop.test",), https_redirect=True)
-    router = start_router(https_port=0, tls_cert=CERTS.cert, tls_key=CERTS.key)
+    router = start_router(https_port=0, tls_cert=certs.cert, tls_key=certs.key)
     with client(router) as conn:
         status, resp, _ = fetch(conn, "www.shop.test", "/a?b=1")
         assert status == 301
@@ -449,44 +448,28 @@ def test_good_requests_before_a_bad_one_are_answered_first(start_router, backend
 # --- TLS ----------------------------------------------------------------------------------
 
 
-class _Certs:
-    """Certificates made once per test session: the platform's and two apps'."""
+class Certs:
+    """Certificates for the TLS tests: the platform's (localhost) and two apps'."""
 
-    def __init__(self) -> None:
-        self._dir: Path | None = None
-
-    def _made(self) -> Path:
-        if self._dir is None:
-            import tempfile
-
-            self._dir = Path(tempfile.mkdtemp(prefix="router-certs-"))
-            for domain in ("localhost", "shop.test", "blog.test"):
-                ensure_platform_certificate(self._dir / f"{domain}.crt",
-                                            self._dir / f"{domain}.key", domain)
-        return self._dir
+    def __init__(self, where: Path) -> None:
+        self.dir = where
+        for domain in ("localhost", "shop.test", "blog.test"):
+            ensure_platform_certificate(where / f"{domain}.crt", where / f"{domain}.key", domain)
+        self.cert, self.key = where / "localhost.crt", where / "localhost.key"
 
     def pem(self, domain: str) -> routes.Certificate:
-        d = self._made()
-        return routes.Certificate((d / f"{domain}.crt").read_text(),
-                                  (d / f"{domain}.key").read_text())
-
-    @property
-    def cert(self) -> Path:
-        return self._made() / "localhost.crt"
-
-    @property
-    def key(self) -> Path:
-        return self._made() / "localhost.key"
+        return routes.Certificate((self.dir / f"{domain}.crt").read_text(),
+                                  (self.dir / f"{domain}.key").read_text())
 
 
-CERTS = _Certs()
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    return Certs(tmp_path_factory.mktemp("certs"))
 
 
-def tls_get(router: RouterServer, server_name: str, trust: str, host: str | None = None,
-            **ctx_kw: object) -> tuple[bytes, dict[str, object]]:
-    ctx = ssl.create_default_context(cadata=CERTS.pem(trust).cert_pem)
-    for name, value in ctx_kw.items():
-        setattr(ctx, name, value)
+def tls_get(router: RouterServer, certs: Certs, server_name: str, trust: str,
+            host: str | None = None) -> tuple[bytes, dict[str, object]]:
+    ctx = ssl.create_default_context(cadata=certs.pem(trust).cert_pem)
     with socket.create_connection(("127.0.0.1", router.https_port), timeout=DEADLINE) as raw:
         with ctx.wrap_socket(raw, server_hostname=server_name) as sock:
             peer = sock.getpeercert()
@@ -495,30 +478,30 @@ def tls_get(router: RouterServer, server_name: str, trust: str, host: str | None
             return read_all(sock), peer  # type: ignore[return-value]
 
 
-def test_tls_chooses_each_apps_certificate_by_sni(start_router, backends, r) -> None:
+def test_tls_chooses_each_apps_certificate_by_sni(start_router, backends, r, certs) -> None:
     routes.publish(r, route("shop", backends[0]))
     routes.publish(r, route("blog", backends[1]))
     settings(r, "shop", domains=("www.shop.test",))
     settings(r, "blog", domains=("blog.test",))
-    routes.publish_certificate(r, "shop", CERTS.pem("shop.test"))
-    routes.publish_certificate(r, "blog", CERTS.pem("blog.test"))
-    router = start_router(https_port=0, tls_cert=CERTS.cert, tls_key=CERTS.key)
+    routes.publish_certificate(r, "shop", certs.pem("shop.test"))
+    routes.publish_certificate(r, "blog", certs.pem("blog.test"))
+    router = start_router(https_port=0, tls_cert=certs.cert, tls_key=certs.key)
     # verification against each app's own certificate passes only if SNI chose it
-    raw, _ = tls_get(router, "www.shop.test", trust="shop.test")
+    raw, _ = tls_get(router, certs, "www.shop.test", trust="shop.test")
     assert status_of(raw) == 200
     seen = json.loads(raw.partition(b"\r\n\r\n")[2])
     assert seen["name"] == "a" and seen["headers"]["X-Forwarded-Proto"] == "https"
     assert seen["headers"]["X-Forwarded-Port"] == str(router.https_port)
-    raw, _ = tls_get(router, "blog.test", trust="blog.test")
+    raw, _ = tls_get(router, certs, "blog.test", trust="blog.test")
     assert json.loads(raw.partition(b"\r\n\r\n")[2])["name"] == "b"
     # a name without a certificate of its own gets the platform's
-    raw, _ = tls_get(router, "localhost", trust="localhost")
+    raw, _ = tls_get(router, certs, "localhost", trust="localhost")
     assert status_of(raw) == 200
     assert "protocol=https" in wait_log(r, "shop", "/tls")
 
 
-def test_tls_below_1_2_is_refused(start_router, r) -> None:
-    router = start_router(https_port=0, tls_cert=CERTS.cert, tls_key=CERTS.key)
+def test_tls_below_1_2_is_refused(start_router, r, certs) -> None:
+    router = start_router(https_port=0, tls_cert=certs.cert, tls_key=certs.key)
 
     def handshake(maximum: ssl.TLSVersion) -> str:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -535,7 +518,7 @@ def test_tls_below_1_2_is_refused(start_router, r) -> None:
     assert handshake(ssl.TLSVersion.TLSv1_2) == "TLSv1.2"  # the same client, allowed 1.2
     with pytest.raises(ssl.SSLError):
         handshake(ssl.TLSVersion.TLSv1_1)
-    raw, _ = tls_get(router, "localhost", trust="localhost")
+    raw, _ = tls_get(router, certs, "localhost", trust="localhost")
     assert status_of(raw) == 200
 
 
@@ -592,4 +575,3 @@ def test_fuzzed_requests_get_an_answer_or_a_close_and_the_router_carries_on(
     assert all(s < 500 or s in (502, 503, 504) for s in statuses)
     with client(router) as conn:
         assert fetch(conn, "hello.localhost")[0] == 200
-    time.sleep(0)  # nothing to wait for: the router answered every case above
