@@ -9,7 +9,7 @@ import redis
 from coolname import generate_slug
 from dulwich.repo import Repo
 
-from paas import events, keys, logs, releases
+from paas import events, keys, logs, releases, routes
 from paas.config import Settings
 from paas.errors import InvalidInput
 from paas.store import App, Store, User
@@ -65,3 +65,4 @@ def destroy(settings: Settings, store: Store, r: redis.Redis, app: App) -> None:
     shutil.rmtree(settings.cache_dir / app.name, ignore_errors=True)
     logs.delete(r, app.name)
     r.delete(keys.app_events(app.name))
+    routes.remove_settings(r, app.name)

@@ -19,8 +19,19 @@ def routes() -> str:
     return f"{PREFIX}:routes"
 
 
+def route_settings() -> str:
+    """Hash: app name -> JSON of its domains, maintenance and HTTPS redirect (the API's)."""
+    return f"{PREFIX}:routes:settings"
+
+
+def certificates() -> str:
+    """Hash: app name -> JSON of its TLS certificate chain and key, PEM (the API's)."""
+    return f"{PREFIX}:routes:certs"
+
+
 def routes_channel() -> str:
-    """Pub/sub channel: a message (the app name) each time an app's route changes."""
+    """Pub/sub channel: a message (the app name) each time an app's route, settings or
+    certificate changes."""
     return f"{PREFIX}:routes:changed"
 
 

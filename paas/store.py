@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from paas.errors import Conflict, NotFound
+from paas.store_routing import RoutingStore
 
 MIGRATIONS: list[str] = [
     """
@@ -140,6 +141,27 @@ MIGRATIONS: list[str] = [
     ALTER TABLE apps ADD COLUMN boot_timeout INTEGER;
     ALTER TABLE apps ADD COLUMN stop_timeout INTEGER;
     """,
+    # Reaching an app (paas.store_routing): custom domains, each owned by one app;
+    # maintenance mode and HTTPS redirect; the app's TLS certificate.
+    """
+    CREATE TABLE domains (
+        hostname TEXT PRIMARY KEY,
+        app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX domains_app ON domains (app_id);
+    CREATE TABLE app_routing (
+        app_id INTEGER PRIMARY KEY REFERENCES apps(id) ON DELETE CASCADE,
+        maintenance INTEGER NOT NULL DEFAULT 0,
+        https_redirect INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE certificates (
+        app_id INTEGER PRIMARY KEY REFERENCES apps(id) ON DELETE CASCADE,
+        cert_pem TEXT NOT NULL,
+        key_pem TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    """,
 ]
 
 #: Apps' uids start here, well above any host account.
@@ -205,8 +227,10 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class Store:
-    """All SQL of the platform. One instance per process; safe across threads."""
+class Store(RoutingStore):
+    """All SQL of the platform. One instance per process; safe across threads.
+
+    The routing section (domains, maintenance, certificates) is in paas.store_routing."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import redis
 import requests
 
-from paas import keys
+from paas import keys, routing
 from paas.config import Settings, redis_client, settings
 from paas.errors import PaasError
 from paas.runtime import driver_for, oneoff
@@ -170,6 +170,18 @@ class Platform:
             with os.fdopen(fd, "w") as f:
                 f.write(token + "\n")
         store.close()
+        self.publish_routing()
+
+    def publish_routing(self) -> None:
+        """Copy domains, maintenance and certificates from SQLite to Redis, which keeps
+        nothing on disk: at start, and after Redis itself was restarted."""
+        store = Store(self.s.db_path)
+        try:
+            routing.sync_all(store, redis_client(self.s))
+        except (redis.RedisError, OSError) as exc:
+            log.error("could not publish the apps' domains and certificates: %s", exc)
+        finally:
+            store.close()
 
     def define_children(self) -> None:
         py = sys.executable
@@ -215,6 +227,7 @@ class Platform:
                           self.redis_child.proc.returncode if self.redis_child.proc else None)
                 self.redis_child.start(env)
                 self._wait_for_redis()
+                self.publish_routing()
             time.sleep(0.5)
 
     def _child_died(self, r: redis.Redis, child: Child, now: float) -> None:

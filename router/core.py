@@ -78,19 +78,22 @@ LOCAL_NAMES = frozenset({"localhost"})
 def lookup(host: str, domain: str, table: RouteTable) -> Target:
     """The target of a request for the normalised `host` on a platform serving `domain`.
 
-    `<app>.<domain>` is the app when the table knows it; `<domain>`, `localhost`, an IP
-    literal or no Host at all is the platform; anything else (including `a.b.<domain>`)
-    is unknown.
+    A custom domain of an app comes first, then `<app>.<domain>` when the table knows the
+    app, then a wildcard domain (`*.example.com` for `www.example.com`, one label deep);
+    `<domain>`, `localhost`, an IP literal or no Host at all is the platform; anything else
+    (including `a.b.<domain>`) is unknown.
     """
     if not host or host == domain or host in LOCAL_NAMES:
         return PLATFORM
-    cut = len(host) - len(domain) - 1
-    if cut > 0 and host[cut] == "." and host.endswith(domain):
-        app = host[:cut]
-        if "." in app:
-            return UNKNOWN
-        route = table.get(app)
-        return Target(Kind.APP, app, route) if route is not None else UNKNOWN
+    app = table.app_for_domain(host)
+    if app is None:
+        app = app_name(host, domain)
+        if app is not None and app not in table:
+            app = None
+    if app is None:
+        app = table.app_for_wildcard(host)
+    if app is not None:
+        return Target(Kind.APP, app, table.get(app))
     return PLATFORM if is_ip_host(host) else UNKNOWN
 
 
@@ -104,22 +107,33 @@ def app_name(host: str, domain: str) -> str | None:
 
 # --- the route table and balancing ------------------------------------------------------
 
+#: Seconds a backend that refused a connection is left out of balancing.
+DOWN_SECONDS = 5.0
+
 
 class RouteTable:
-    """The routes this router knows, by app, and how far each app's round robin has got."""
+    """The routes this router knows, by app and by custom domain, and the live load of
+    each backend address (requests outstanding, refused lately)."""
 
-    __slots__ = ("_routes", "_turns", "_addrs")
+    __slots__ = ("_routes", "_turns", "_addrs", "_domains", "_wildcards", "_outstanding",
+                 "_down_until")
 
     def __init__(self, routes: Iterable[Route] = ()) -> None:
-        self._routes: dict[str, Route] = {r.app: r for r in routes}
-        # A counter per app rather than a rotated list: a route update that reorders or
-        # grows the backends doesn't have to be reconciled with a rotation.
+        self._routes: dict[str, Route] = {}
+        # Where the balancing starts among equally loaded backends, per app: a counter
+        # rather than a rotated list, so a route update needs no reconciling.
         self._turns: dict[str, int] = {}
         # How many routes name each backend address, so a connection to a dyno that has
         # left every route is closed after its request instead of pooled (the agent waits
         # for those connections to end before it stops the dyno).
-        self._addrs: Counter[str] = Counter(b.addr for r in self._routes.values()
-                                            for b in r.backends)
+        self._addrs: Counter[str] = Counter()
+        self._domains: dict[str, str] = {}  # custom domain -> app
+        self._wildcards: dict[str, str] = {}  # "example.com" for "*.example.com" -> app
+        # Per address, not per route: a request in flight on a dyno counts whatever route
+        # update happened since it started.
+        self._outstanding: Counter[str] = Counter()
+        self._down_until: dict[str, float] = {}
+        self.replace_all({r.app: r for r in routes})
 
     def get(self, app: str) -> Route | None:
         return self._routes.get(app)
@@ -137,37 +151,104 @@ class RouteTable:
         """Whether any route names the backend address `addr`."""
         return addr in self._addrs
 
+    def app_for_domain(self, host: str) -> str | None:
+        return self._domains.get(host) if self._domains else None
+
+    def app_for_wildcard(self, host: str) -> str | None:
+        if not self._wildcards:
+            return None
+        _, dot, parent = host.partition(".")
+        return self._wildcards.get(parent) if dot else None
+
     def update(self, route: Route) -> None:
-        self._forget_addrs(self._routes.get(route.app))
+        self._forget(self._routes.get(route.app))
         self._routes[route.app] = route
-        self._addrs.update(b.addr for b in route.backends)
+        self._learn(route)
 
     def remove(self, app: str) -> None:
-        self._forget_addrs(self._routes.pop(app, None))
+        self._forget(self._routes.pop(app, None))
         self._turns.pop(app, None)
 
     def replace_all(self, routes: Mapping[str, Route]) -> None:
         """Take a full snapshot; counters of apps that are still there carry on."""
         self._routes = dict(routes)
         self._turns = {app: n for app, n in self._turns.items() if app in self._routes}
-        self._addrs = Counter(b.addr for r in self._routes.values() for b in r.backends)
+        self._addrs = Counter()
+        self._domains, self._wildcards = {}, {}
+        # Sorted, so when two apps claim one domain (the store forbids it; a stale copy
+        # might not) every router picks the same one.
+        for app in sorted(self._routes):
+            self._learn(self._routes[app])
 
-    def _forget_addrs(self, route: Route | None) -> None:
+    def _learn(self, route: Route) -> None:
+        self._addrs.update(b.addr for b in route.backends)
+        for name in route.domains:
+            if name.startswith("*."):
+                self._wildcards.setdefault(name[2:], route.app)
+            else:
+                self._domains.setdefault(name, route.app)
+
+    def _forget(self, route: Route | None) -> None:
         if route is None:
             return
         self._addrs.subtract(b.addr for b in route.backends)
         for backend in route.backends:
             if self._addrs.get(backend.addr, 0) <= 0:
                 self._addrs.pop(backend.addr, None)
+        for name in route.domains:
+            index = self._wildcards if name.startswith("*.") else self._domains
+            key = name[2:] if name.startswith("*.") else name
+            if index.get(key) == route.app:
+                del index[key]
 
-    def pick(self, app: str) -> Backend | None:
-        """The app's next backend in round-robin order, or None when it has none."""
+    # --- balancing
+    def pick(self, app: str, now: float = 0.0, avoid: str | None = None) -> Backend | None:
+        """The app's backend with the fewest requests outstanding, leaving out those
+        marked down (unless all are) and `avoid`; ties go round robin. None: no backends."""
         route = self._routes.get(app)
         if route is None or not route.backends:
             return None
+        backends = route.backends
         turn = self._turns.get(app, 0)
         self._turns[app] = turn + 1
-        return route.backends[turn % len(route.backends)]
+        count = len(backends)
+        down = self._down_until
+        best: Backend | None = None
+        best_load = 0
+        for i in range(count):
+            backend = backends[(turn + i) % count]
+            if backend.addr == avoid:
+                continue
+            load = self._outstanding[backend.addr]
+            if down and down.get(backend.addr, 0.0) > now:
+                load += 1_000_000  # only when every other one is down too
+            if best is None or load < best_load:
+                best, best_load = backend, load
+        return best
+
+    def begin(self, addr: str) -> None:
+        """A request is being sent to `addr`."""
+        self._outstanding[addr] += 1
+
+    def end(self, addr: str) -> None:
+        """A request `begin` counted is over (answered, failed or abandoned)."""
+        left = self._outstanding[addr] - 1
+        if left > 0:
+            self._outstanding[addr] = left
+        else:
+            del self._outstanding[addr]
+
+    def outstanding(self, addr: str) -> int:
+        return self._outstanding.get(addr, 0)
+
+    def mark_down(self, addr: str, now: float) -> None:
+        """`addr` refused a connection: leave it out of balancing for DOWN_SECONDS."""
+        self._down_until[addr] = now + DOWN_SECONDS
+        if len(self._down_until) > 1024:  # forget the ones long past
+            self._down_until = {a: t for a, t in self._down_until.items() if t > now}
+
+    def is_down(self, addr: str, now: float) -> bool:
+        return self._down_until.get(addr, 0.0) > now
 
 
 # --- header rules -----------------------------------------------------------------------
@@ -189,9 +270,17 @@ _PROTECTED = frozenset({b"host", b"content-length", b"transfer-encoding"}) | FOR
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9+/=_-]{20,200}")
 
 
+#: What the router adds to Via on requests and responses (RFC 9110 7.6.3).
+VIA = b"1.1 paas"
+
+
 @dataclass(slots=True)
 class RequestInfo:
-    """A client's request headers rewritten for the backend, and what the shell needs."""
+    """A client's request headers rewritten for the backend, and what the shell needs.
+
+    `problem` is set when the request must not be forwarded at all (an ambiguous frame or
+    Host: request smuggling, or a broken HTTP/1.1 request); the client then gets it and
+    the connection is closed."""
 
     headers: Headers
     host: str  # normalised
@@ -199,6 +288,7 @@ class RequestInfo:
     forwarded_for: str
     chunked: bool
     content_length: int | None
+    problem: RouterError | None = None
 
     @property
     def has_body(self) -> bool:
@@ -230,13 +320,21 @@ def prepare_request(
     trusted_proxies: frozenset[str] = frozenset(),
     upgrade: bool = False,
     proto: bytes = b"http",
+    http10: bool = False,
 ) -> RequestInfo:
-    """Rewrite a request's headers for the backend.
+    """Rewrite a request's headers for the backend, and say whether it may go at all.
 
     Drops hop-by-hop headers (and those the Connection header names), replaces the
-    X-Forwarded-* family and X-Request-Start, keeps a well-formed client X-Request-Id.
-    With `upgrade` the Upgrade header survives and `Connection: Upgrade` is sent, so a
-    WebSocket handshake reaches the backend intact. `now` is unix time in seconds.
+    X-Forwarded-* family and X-Request-Start, keeps a well-formed client X-Request-Id,
+    appends to Via. With `upgrade` the Upgrade header survives and `Connection: Upgrade`
+    is sent, so a WebSocket handshake reaches the backend intact. `now` is unix time in
+    seconds.
+
+    The parser (llhttp) already refuses Content-Length with Transfer-Encoding, several
+    Content-Lengths, bare LF and obs-fold; on top of that, a Transfer-Encoding other than
+    exactly `chunked` (`identity, chunked` and friends), one on an HTTP/1.0 request, a
+    second Host, or an HTTP/1.1 request without Host set `problem`, because a backend
+    might read any of them differently from us.
     """
     out: Headers = []
     named: set[bytes] = set()
@@ -245,6 +343,7 @@ def prepare_request(
     client_id: bytes | None = None
     chunked = False
     length: int | None = None
+    problem: RouterError | None = None
     for name, value in headers:
         lname = name.lower()
         if lname in HOP_BY_HOP:
@@ -261,13 +360,23 @@ def prepare_request(
             continue
         if lname == b"host":
             if host is not None:
-                continue  # one Host is all a backend should ever see
+                problem = AMBIGUOUS_REQUEST
+                continue
             host = value
         elif lname == b"transfer-encoding":
-            chunked = chunked or b"chunked" in value.lower()
+            if chunked or value.strip().lower() != b"chunked" or http10:
+                problem = AMBIGUOUS_REQUEST
+            chunked = True
         elif lname == b"content-length":
-            length = int(value)
+            if length is not None or not value.isdigit():
+                problem = AMBIGUOUS_REQUEST
+            else:
+                length = int(value)
         out.append((name, value))
+    if chunked and length is not None:
+        problem = AMBIGUOUS_REQUEST
+    if host is None and not http10:
+        problem = problem or BAD_REQUEST
     named -= _PROTECTED
     if upgrade:
         named.discard(b"upgrade")  # `Connection: Upgrade` names it; here it must survive
@@ -290,6 +399,7 @@ def prepare_request(
         (b"X-Forwarded-Port", b"%d" % listen_port),
         (b"X-Request-Id", request_id.encode("ascii")),
         (b"X-Request-Start", b"t=%d" % int(now * 1000)),
+        (b"Via", VIA),
     )
     return RequestInfo(
         headers=out,
@@ -298,6 +408,7 @@ def prepare_request(
         forwarded_for=fwd,
         chunked=chunked,
         content_length=length,
+        problem=problem,
     )
 
 
@@ -356,6 +467,7 @@ def prepare_response(
         out = [(n, v) for n, v in out if n.lower() not in named]
     if upgrade:
         out.append((b"Connection", b"Upgrade"))
+    out.append((b"Via", VIA))
 
     if is_head or status in (204, 304) or status < 200:
         framing = Framing.NONE
@@ -443,9 +555,43 @@ BAD_RESPONSE = RouterError(
     502, "H13", "Invalid response from backend",
     "<strong>{host}</strong> sent an answer that is not valid HTTP.",
 )
+APP_CRASHED = RouterError(
+    503, "H10", "App crashed",
+    "<strong>{host}</strong> has crashed. Its logs (<code>paas logs</code>) say why; "
+    "<code>paas ps</code> shows its dynos.",
+)
+# The backend hung up in the middle of the answer, or answered before it had read the
+# request's body: what reached the client is cut short.
+SERVER_INTERRUPTED = RouterError(
+    502, "H18", "Server Request Interrupted",
+    "<strong>{host}</strong> closed the connection before the exchange was complete.",
+)
+MAINTENANCE = RouterError(
+    503, "H80", "Maintenance mode",
+    "<strong>{host}</strong> is down for maintenance. Please try again later.",
+)
 BAD_REQUEST = RouterError(400, None, "Bad request", "The request is not valid HTTP.")
+AMBIGUOUS_REQUEST = RouterError(
+    400, None, "Bad request",
+    "The request's framing or Host is ambiguous (several Content-Length or Host headers, "
+    "or an unusual Transfer-Encoding), so it is not forwarded.",
+)
+URI_TOO_LONG = RouterError(414, None, "Request line too long", "The request line is too long.")
 HEADERS_TOO_LARGE = RouterError(
-    431, None, "Request headers too large", "The request's headers are too large."
+    431, None, "Request headers too large",
+    "The request has too many headers, or they are too large.",
+)
+BODY_TOO_LARGE = RouterError(413, None, "Request body too large", "The request body is too large.")
+HEADER_TIMEOUT = RouterError(
+    408, None, "Request header timeout", "The request's headers did not arrive in time."
+)
+# The client stopped sending its request (its body, most often) for too long.
+CLIENT_IDLE = RouterError(
+    408, "H28", "Client Connection Idle", "The request did not arrive in time."
+)
+TOO_MANY_CONNECTIONS = RouterError(
+    429, None, "Too many connections",
+    "Too many connections from your address at once. Close some and try again.",
 )
 # Never sent (the client is gone); it names the log line of an interrupted request.
 CLIENT_INTERRUPTED = RouterError(499, "H27", "Client Request Interrupted", "")
@@ -458,7 +604,7 @@ _PAGE = (
 
 def error_page(error: RouterError, host: str) -> bytes:
     """The HTML body for `error`; `host` is escaped, it is whatever the client sent."""
-    title = f"{error.status} {HTTPStatus(error.status).phrase}"
+    title = f"{error.status} {_phrase(error.status)}"
     message = error.message.replace("{host}", html.escape(host or "this address"))
     return _PAGE.format(title=title, message=message).encode()
 
@@ -475,8 +621,33 @@ def error_response(error: RouterError, host: str, *, close: bool, request_id: st
         headers.append((b"X-Request-Id", request_id.encode("ascii")))
     if close:
         headers.append((b"Connection", b"close"))
-    reason = HTTPStatus(error.status).phrase.encode()
-    return response_head(error.status, reason, headers) + body
+    return response_head(error.status, _phrase(error.status).encode(), headers) + body
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def redirect_response(host: str, target: bytes, *, https_port: int, method: bytes,
+                      close: bool, request_id: str = "") -> bytes:
+    """Send the client to the same URL over HTTPS: 301 for GET and HEAD, 308 otherwise
+    (308 keeps the method and body; older clients know 301 best for plain page loads)."""
+    port = "" if https_port == 443 else f":{https_port}"
+    if not target.startswith(b"/"):
+        target = b"/"  # an absolute-form or `*` target: send them to the front page
+    location = f"https://{host}{port}".encode("latin-1") + target
+    status, reason = (301, b"Moved Permanently") if method in (b"GET", b"HEAD") else (
+        308, b"Permanent Redirect")
+    headers: Headers = [(b"Location", location), (b"Content-Length", b"0"),
+                        (b"Cache-Control", b"no-store")]
+    if request_id:
+        headers.append((b"X-Request-Id", request_id.encode("ascii")))
+    if close:
+        headers.append((b"Connection", b"close"))
+    return response_head(status, reason, headers)
 
 
 HEALTH_PATH = b"/api/health"

@@ -13,19 +13,23 @@ import functools
 import logging
 import os
 import signal
-from collections import deque
+import ssl
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 import redis
 import redis.asyncio as aioredis
 
 from paas import keys, logs, routes
+from paas.agent import state as dyno_state
 from paas.config import settings
-from paas.routes import Backend
-from router import core
-from router.proxy import BackendPool, ClientConnection
+from paas.routes import Backend, Certificate
+from router import core, tls
+from router.backend import BackendPool
+from router.proxy import ClientConnection
 
 log = logging.getLogger("router")
 #: How often a miss for one host may send the router to Redis for a fresher route.
@@ -35,6 +39,8 @@ T = TypeVar("T")
 # Router lines waiting for Redis. A batch Redis refuses is dropped: an outage costs log
 # lines, never the router's memory or its requests.
 LOG_BACKLOG = 10_000
+#: How long the router trusts what it learnt of an app's crashed dynos (H10 or H14).
+CRASH_CHECK_SECONDS = 1.0
 
 
 class RouterServer:
@@ -51,11 +57,25 @@ class RouterServer:
         connect_timeout: float = 5.0,
         idle_timeout: float = 55.0,
         keepalive_timeout: float = 75.0,
+        header_timeout: float = 10.0,
+        max_conns_per_ip: int = 512,
+        max_body: int | None = None,
         resync_interval: float = 5.0,
         heartbeat_interval: float = 1.0,
+        tls_cert: str | os.PathLike[str] | None = None,
+        tls_key: str | os.PathLike[str] | None = None,
+        reuse_port: bool = False,
     ) -> None:
         """`platform_addr` is where the platform's web process listens ("unix:/path" or
-        "host:port"); `redis_url` None runs on an empty, static table (no Redis at all)."""
+        "host:port"); `redis_url` None runs on an empty, static table (no Redis at all).
+
+        `idle_timeout`: a request (body or answer) that moves no byte for this long ends
+        (H28); `keepalive_timeout`: an idle client connection between requests;
+        `header_timeout`: to receive a whole request head, and a new connection's first
+        one; `max_conns_per_ip`: open connections per client address, per process (429
+        past it); `max_body`: bytes of request body (413 past it; None: no limit).
+        `tls_cert`/`tls_key`: the platform certificate, for HTTPS (`start(https_port=)`);
+        `reuse_port`: SO_REUSEPORT, so several router processes share the ports."""
         self.domain = domain.lower().rstrip(".")
         self.platform_backend = Backend("web", platform_addr)
         self.redis_url = redis_url
@@ -64,6 +84,11 @@ class RouterServer:
         self.connect_timeout = connect_timeout
         self.idle_timeout = idle_timeout
         self.keepalive_timeout = keepalive_timeout
+        self.header_timeout = header_timeout
+        self.max_conns_per_ip = max_conns_per_ip
+        self.max_body = max_body
+        self.tls_cert, self.tls_key = tls_cert, tls_key
+        self.reuse_port = reuse_port
         self.resync_interval = resync_interval
         self.heartbeat_interval = heartbeat_interval
         self.table = core.RouteTable()
@@ -71,8 +96,14 @@ class RouterServer:
         self.pool = BackendPool()
         self.connections: set[ClientConnection] = set()
         self.port = 0
+        self.https_port = 0  # 0: no HTTPS listener
         self.stopping = False
+        self._per_ip: Counter[str] = Counter()
+        self._crashed: dict[str, tuple[float, bool]] = {}
+        self._certs: dict[str, tuple[Certificate, ssl.SSLContext | None]] = {}
         self._server: asyncio.AbstractServer | None = None
+        self._tls_server: asyncio.AbstractServer | None = None
+        self._serve_tls = False
         self._tasks: list[asyncio.Task[None]] = []
         self._log_lines: deque[tuple[str, str]] = deque(maxlen=LOG_BACKLOG)
         self._log_ready = asyncio.Event()
@@ -81,10 +112,14 @@ class RouterServer:
         self._executor: ThreadPoolExecutor | None = None
         self._redis_ok = True
 
-    async def start(self, host: str = "0.0.0.0", port: int = 0) -> None:
-        """Load the routes (briefly waiting for Redis), then listen on host:port (0: any)."""
+    async def start(self, host: str = "0.0.0.0", port: int = 0,
+                    https_port: int | None = None) -> None:
+        """Load the routes (briefly waiting for Redis), then listen on host:port (0: any)
+        and, given `https_port` and a certificate, for HTTPS on host:https_port."""
         self.loop = asyncio.get_running_loop()
-        tick = max(0.05, min(1.0, self.first_byte_timeout / 4))
+        self._serve_tls = https_port is not None and bool(self.tls_cert and self.tls_key)
+        shortest = min(self.first_byte_timeout, self.header_timeout, self.idle_timeout)
+        tick = max(0.05, min(1.0, shortest / 4))
         self._tasks.append(self.loop.create_task(self._sweep(tick)))
         if self.redis_url is not None:
             self._executor = ThreadPoolExecutor(2, thread_name_prefix="router-redis")
@@ -103,16 +138,97 @@ class RouterServer:
             except TimeoutError:
                 log.warning("starting without routes: Redis did not answer in time")
         self._server = await self.loop.create_server(
-            lambda: ClientConnection(self), host, port, reuse_address=True, backlog=1024
+            lambda: ClientConnection(self), host, port, reuse_address=True, backlog=1024,
+            reuse_port=self.reuse_port or None,
         )
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("router listening on %s:%d for *.%s", host, self.port, self.domain)
+        if self._serve_tls:
+            await self._start_tls(host, https_port)  # type: ignore[arg-type]
+
+    async def _start_tls(self, host: str, port: int) -> None:
+        try:
+            ctx = tls.server_context(self.tls_cert, self.tls_key)  # type: ignore[arg-type]
+        except (OSError, ssl.SSLError) as exc:
+            log.error("no HTTPS: cannot load the platform certificate %s: %s", self.tls_cert, exc)
+            return
+        ctx.sni_callback = tls.sni_callback(self.context_for)
+        try:
+            self._tls_server = await self.loop.create_server(
+                lambda: ClientConnection(self, tls=True), host, port, ssl=ctx,
+                reuse_address=True, backlog=1024, reuse_port=self.reuse_port or None,
+                ssl_handshake_timeout=self.header_timeout,
+            )
+        except OSError as exc:  # HTTP still works; say why HTTPS does not
+            log.error("no HTTPS: cannot listen on %s:%d: %s", host, port, exc)
+            return
+        self.https_port = self._tls_server.sockets[0].getsockname()[1]
+        log.info("router listening for HTTPS on %s:%d", host, self.https_port)
+
+    def context_for(self, server_name: str) -> ssl.SSLContext | None:
+        """The TLS context for a name a client asked for: its app's certificate, if it has
+        one; None keeps the platform's."""
+        if not self._certs:
+            return None
+        target = core.lookup(server_name, self.domain, self.table)
+        entry = self._certs.get(target.app) if target.app else None
+        return entry[1] if entry else None
+
+    def _take_certificates(self, certs: dict[str, Certificate], only: str | None = None) -> None:
+        """Make contexts for new or changed certificates (of app `only`, or of all)."""
+        names = [only] if only is not None else list(set(certs) | set(self._certs))
+        for app in names:
+            cert = certs.get(app)
+            known = self._certs.get(app)
+            if cert is None:
+                self._certs.pop(app, None)
+            elif known is None or known[0] != cert:
+                try:
+                    self._certs[app] = (cert, tls.context_from_pem(cert))
+                except (OSError, ssl.SSLError) as exc:
+                    log.error("the certificate of %s is unusable: %s", app, exc)
+                    self._certs[app] = (cert, None)
+
+    def admit(self, peer: str) -> bool:
+        """Count a new connection from `peer`; False when it has too many open."""
+        if self._per_ip[peer] >= self.max_conns_per_ip:
+            return False
+        self._per_ip[peer] += 1
+        return True
+
+    def release_peer(self, peer: str) -> None:
+        left = self._per_ip[peer] - 1
+        if left > 0:
+            self._per_ip[peer] = left
+        else:
+            self._per_ip.pop(peer, None)
+
+    async def app_crashed(self, app: str) -> bool:
+        """Whether the app's web dynos have crashed (H10) rather than not run (H14), from
+        the dyno states the agent publishes; remembered a moment so a flood of requests
+        to a down app costs one Redis read a second."""
+        now = self.loop.time()
+        known = self._crashed.get(app)
+        if known is not None and now - known[0] < CRASH_CHECK_SECONDS:
+            return known[1]
+        if self._redis is None:
+            return False
+        dynos = await self._try_redis("reading dyno states", dyno_state.read, self._redis, app)
+        crashed = any(
+            d.get("type") == "web" and d.get("state") == "crashed" for d in dynos or ()
+        )
+        if len(self._crashed) > 10_000:
+            self._crashed.clear()
+        self._crashed[app] = (now, crashed)
+        return crashed
 
     async def stop(self, drain: float = 5.0) -> None:
         """Stop accepting, let requests in flight finish for up to `drain` s, then close."""
         self.stopping = True
         if self._server is not None:
             self._server.close()
+        if self._tls_server is not None:
+            self._tls_server.close()
         deadline = self.loop.time() + drain
         while self.connections and self.loop.time() < deadline:
             for conn in list(self.connections):
@@ -134,6 +250,8 @@ class RouterServer:
             self._executor.shutdown(wait=True)  # type: ignore[union-attr]
         if self._server is not None:
             await self._server.wait_closed()
+        if self._tls_server is not None:
+            await self._tls_server.wait_closed()
 
     # --- Redis: all of it off the hot path
     def ship_log(self, app: str, line: str) -> None:
@@ -222,6 +340,11 @@ class RouterServer:
         table = await self.loop.run_in_executor(self._executor, routes.load_all, self._redis)
         self.table.replace_all(table)
         self.pool.retain(self.may_pool)
+        if self._serve_tls:
+            certs = await self.loop.run_in_executor(
+                self._executor, routes.load_certificates, self._redis
+            )
+            self._take_certificates(certs)
 
     def may_pool(self, addr: str) -> bool:
         """Whether a connection to `addr` may be kept for later requests: only while a
@@ -253,6 +376,12 @@ class RouterServer:
         else:
             self.table.update(route)
         self.pool.retain(self.may_pool)
+        self._crashed.pop(app, None)
+        if self._serve_tls:
+            cert = await self.loop.run_in_executor(
+                self._executor, routes.load_certificate, self._redis, app
+            )
+            self._take_certificates({app: cert} if cert else {}, only=app)
 
     async def _sweep(self, tick: float) -> None:
         while True:
@@ -263,14 +392,15 @@ class RouterServer:
             self.pool.sweep(now)
 
 
-async def serve(server: RouterServer, host: str, port: int) -> None:
+async def serve(server: RouterServer, host: str, port: int,
+                https_port: int | None = None) -> None:
     """Run `server` until SIGTERM or SIGINT, then stop it cleanly."""
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, done.set)
     try:
-        await server.start(host, port)
+        await server.start(host, port, https_port)
     except OSError:
         await server.stop(drain=0)
         raise
@@ -280,18 +410,38 @@ async def serve(server: RouterServer, host: str, port: int) -> None:
 
 
 def main() -> int:
-    """`python -m router`: serve the platform's domain on settings().http_port."""
+    """`python -m router`: serve the platform's domain on settings().http_port, HTTPS on
+    PAAS_HTTPS_PORT (8443 unless set; 0 turns it off), in PAAS_ROUTER_WORKERS processes
+    (one per core unless set)."""
     import uvloop
+
+    from router.workers import run_workers, worker_count
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s router %(levelname)s %(message)s")
     s = settings()
-    server = RouterServer(
-        domain=s.domain, platform_addr=f"unix:{s.web_socket}", redis_url=s.redis_url
-    )
     host = os.environ.get("PAAS_ROUTER_HOST", "0.0.0.0")
-    try:
-        uvloop.run(serve(server, host, s.http_port))
-    except OSError as exc:  # the port is taken, most likely: a line, not a traceback
-        log.error("cannot listen on %s:%d: %s", host, s.http_port, exc)
-        return 1
-    return 0
+    https_port = int(os.environ.get("PAAS_HTTPS_PORT") or "8443") or None
+    cert = Path(os.environ.get("PAAS_TLS_CERT") or s.home / "tls" / "platform.crt")
+    key = Path(os.environ.get("PAAS_TLS_KEY") or s.home / "tls" / "platform.key")
+    if https_port and tls.ensure_platform_certificate(cert, key, s.domain):
+        log.info("made a self-signed certificate for %s and *.%s in %s", s.domain, s.domain,
+                 cert)
+    trusted = [p.strip() for p in os.environ.get("PAAS_TRUSTED_PROXIES", "").split(",")
+               if p.strip()]
+    workers = worker_count(os.environ.get("PAAS_ROUTER_WORKERS"))
+    per_ip = int(os.environ.get("PAAS_ROUTER_MAX_CONNS_PER_IP") or "512")
+
+    def work() -> int:
+        server = RouterServer(
+            domain=s.domain, platform_addr=f"unix:{s.web_socket}", redis_url=s.redis_url,
+            trusted_proxies=trusted, tls_cert=cert, tls_key=key, reuse_port=workers > 1,
+            max_conns_per_ip=per_ip,
+        )
+        try:
+            uvloop.run(serve(server, host, s.http_port, https_port))
+        except OSError as exc:  # the port is taken, most likely: a line, not a traceback
+            log.error("cannot listen on %s:%d: %s", host, s.http_port, exc)
+            return 1
+        return 0
+
+    return work() if workers == 1 else run_workers(workers, work)

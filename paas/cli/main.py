@@ -19,11 +19,14 @@ from paas.cli.buildpacks import (
     buildpacks_set,
     builds_cache_purge,
 )
+from paas.cli.certs import certs_add, certs_info, certs_redirect, certs_remove
 from paas.cli.config_vars import config_get, config_set, config_show, config_unset
 from paas.cli.deploys import events_list, ps_set, ps_stop, releases_info, releases_output
+from paas.cli.domains import domains_add, domains_list, domains_remove
 from paas.cli.gitremote import git_remote
 from paas.cli.images import images_export, images_gc
 from paas.cli.logs import logs
+from paas.cli.maintenance import maintenance_off, maintenance_on, maintenance_show
 from paas.cli.ps import ps_list, ps_restart, ps_scale, ps_type
 from paas.cli.releases import builds_list, releases_list, rollback
 from paas.cli.run import run_command
@@ -91,6 +94,9 @@ for command in (
     buildpacks_list, buildpacks_add, buildpacks_set, buildpacks_remove, buildpacks_clear,
     builds_cache_purge,
     run_command,
+    domains_list, domains_add, domains_remove,
+    maintenance_show, maintenance_on, maintenance_off,
+    certs_info, certs_add, certs_remove, certs_redirect,
 ):
     cli.add_command(command)
 

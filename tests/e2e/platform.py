@@ -50,6 +50,7 @@ class Platform:
     user_home: Path
     port: int
     runtime: str = "process"
+    https_port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -66,6 +67,7 @@ class Platform:
         env.update({
             "PAAS_HOME": str(self.home),
             "PAAS_HTTP_PORT": str(self.port),
+            "PAAS_HTTPS_PORT": str(self.https_port),
             "PAAS_DOMAIN": "localhost",
             "PAAS_RUNTIME": self.runtime,
             "PAAS_STOP_GRACE": "5",
@@ -198,7 +200,7 @@ def processes_mentioning(text: str) -> list[int]:
 def running_platform(base: Path, runtime: str) -> Iterator[Platform]:
     """A platform of its own under `base`; once stopped, no process of it may be left."""
     p = Platform(home=base / "paas-home", user_home=base / "user", port=free_port(),
-                 runtime=runtime)
+                 runtime=runtime, https_port=free_port())
     p.user_home.mkdir()
     p.start()
     try:

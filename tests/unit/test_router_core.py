@@ -256,13 +256,14 @@ def test_response_headers_filtered() -> None:
         (b"Keep-Alive", b"timeout=5"), (b"X-Hop", b"1"), (b"Transfer-Encoding", b"chunked"),
     ])
     h = headers_dict(info.headers)
-    assert set(h) == {b"content-type", b"transfer-encoding"}
+    assert set(h) == {b"content-type", b"transfer-encoding", b"via"}
+    assert h[b"via"] == [core.VIA]
     assert info.framing is core.Framing.CHUNKED
     upgraded = core.prepare_response(
         [(b"Upgrade", b"websocket"), (b"Connection", b"upgrade")], upgrade=True
     )
     assert headers_dict(upgraded.headers) == {
-        b"upgrade": [b"websocket"], b"connection": [b"Upgrade"]
+        b"upgrade": [b"websocket"], b"connection": [b"Upgrade"], b"via": [core.VIA]
     }
 
 
@@ -364,7 +365,7 @@ def test_response_framing(
 
 def test_http10_client_loses_the_transfer_encoding_header() -> None:
     info = core.prepare_response([(b"Transfer-Encoding", b"chunked"), (b"A", b"1")], http10=True)
-    assert info.headers == [(b"A", b"1")]
+    assert info.headers == [(b"A", b"1"), (b"Via", core.VIA)]
 
 
 def test_the_table_knows_which_addresses_some_route_names() -> None:
@@ -377,3 +378,142 @@ def test_the_table_knows_which_addresses_some_route_names() -> None:
     assert not table.routes_to(a.addr) and table.routes_to(b.addr)
     table.replace_all({"three": Route("three", (a,))})
     assert table.routes_to(a.addr) and not table.routes_to(b.addr)
+
+
+# --- custom domains, balancing, request checks -------------------------------------------
+
+
+def routed(app: str, *addrs: str, domains: tuple[str, ...] = (), **kw: bool) -> Route:
+    backends = tuple(Backend(f"web.{i + 1}", a) for i, a in enumerate(addrs))
+    return Route(app, backends, domains=domains, **kw)
+
+
+def test_custom_and_wildcard_domains_find_their_app() -> None:
+    t = core.RouteTable([
+        routed("shop", "a:1", domains=("www.example.com", "*.example.com")),
+        routed("blog", "b:1", domains=("blog.example.com",)),
+    ])
+    for raw in ("www.example.com", "WWW.Example.COM.:443", "eu.example.com"):
+        assert core.lookup(core.normalise_host(raw), DOMAIN, t).app == "shop"
+    # the exact name wins over the wildcard that also matches it
+    assert core.lookup("blog.example.com", DOMAIN, t).app == "blog"
+    # a wildcard is one label deep, and never covers the bare domain
+    assert core.lookup("a.b.example.com", DOMAIN, t).kind is core.Kind.UNKNOWN
+    assert core.lookup("example.com", DOMAIN, t).kind is core.Kind.UNKNOWN
+    assert core.lookup("shop.paas.test", DOMAIN, t).app == "shop"
+
+
+def test_domains_follow_route_updates_and_removal() -> None:
+    t = core.RouteTable([routed("shop", "a:1", domains=("www.example.com",))])
+    t.update(routed("shop", "a:1", domains=("shop.example.net",)))
+    assert core.lookup("www.example.com", DOMAIN, t) is core.UNKNOWN
+    assert core.lookup("shop.example.net", DOMAIN, t).app == "shop"
+    t.remove("shop")
+    assert core.lookup("shop.example.net", DOMAIN, t) is core.UNKNOWN
+    t.replace_all({"x": routed("x", domains=("*.example.net",))})
+    assert core.lookup("any.example.net", DOMAIN, t).app == "x"
+
+
+def test_two_apps_claiming_one_domain_resolve_the_same_way_everywhere() -> None:
+    routes = [routed("b-app", domains=("www.example.com",)),
+              routed("a-app", domains=("www.example.com",))]
+    assert core.RouteTable(routes).app_for_domain("www.example.com") == "a-app"
+    assert core.RouteTable(reversed(routes)).app_for_domain("www.example.com") == "a-app"
+
+
+def test_balancing_prefers_the_backend_with_fewest_requests_outstanding() -> None:
+    t = table(hello=("a:1", "b:1", "c:1"))
+    t.begin("a:1")
+    t.begin("a:1")
+    t.begin("b:1")
+    assert t.pick("hello").addr == "c:1"  # type: ignore[union-attr]
+    t.begin("c:1")
+    t.begin("c:1")
+    assert t.pick("hello").addr == "b:1"  # type: ignore[union-attr]
+    for addr in ("a:1", "a:1", "b:1", "c:1", "c:1"):
+        t.end(addr)
+    assert t.outstanding("a:1") == 0
+    # all equal again: ties rotate so no backend is everyone's first choice
+    assert {t.pick("hello").addr for _ in range(3)} == {"a:1", "b:1", "c:1"}  # type: ignore
+
+
+def test_a_backend_marked_down_is_left_out_until_its_time_is_up() -> None:
+    t = table(hello=("a:1", "b:1"))
+    t.mark_down("a:1", now=100.0)
+    assert {t.pick("hello", now=101.0).addr for _ in range(4)} == {"b:1"}  # type: ignore
+    assert t.pick("hello", now=101.0, avoid="b:1").addr == "a:1"  # type: ignore[union-attr]
+    later = 100.0 + core.DOWN_SECONDS + 1
+    assert {t.pick("hello", now=later).addr for _ in range(4)} == {"a:1", "b:1"}  # type: ignore
+    # when every backend is down, one is still tried rather than none
+    t.mark_down("b:1", now=100.0)
+    assert t.pick("hello", now=101.0) is not None
+
+
+@pytest.mark.parametrize(
+    ("headers", "http10"),
+    [
+        ([(b"Host", b"a"), (b"Host", b"b")], False),
+        ([(b"Host", b"a"), (b"Transfer-Encoding", b"identity, chunked")], False),
+        ([(b"Host", b"a"), (b"Transfer-Encoding", b"chunked"), (b"Transfer-Encoding", b"chunked")],
+         False),
+        ([(b"Host", b"a"), (b"Transfer-Encoding", b"gzip")], False),
+        ([(b"Host", b"a"), (b"Transfer-Encoding", b"chunked")], True),
+        ([(b"Host", b"a"), (b"Content-Length", b"3"), (b"Content-Length", b"3")], False),
+        ([(b"Host", b"a"), (b"Content-Length", b"3"), (b"Transfer-Encoding", b"chunked")], False),
+        ([(b"Host", b"a"), (b"Content-Length", b"+3")], False),
+    ],
+)
+def test_ambiguous_requests_are_not_forwarded(headers: core.Headers, http10: bool) -> None:
+    assert prepare(headers, http10=http10).problem is core.AMBIGUOUS_REQUEST
+
+
+def test_http11_needs_a_host_and_http10_does_not() -> None:
+    assert prepare([]).problem is core.BAD_REQUEST
+    assert prepare([], http10=True).problem is None
+    ok = prepare([(b"Host", b"a"), (b"Transfer-Encoding", b"Chunked")])
+    assert ok.problem is None and ok.chunked
+
+
+def test_via_is_added_to_requests() -> None:
+    h = headers_dict(prepare([(b"Host", b"a"), (b"Via", b"1.0 corp")]).headers)
+    assert h[b"via"] == [b"1.0 corp", core.VIA]
+
+
+def test_https_requests_say_so() -> None:
+    h = headers_dict(prepare([(b"Host", b"a")], proto=b"https", listen_port=8443).headers)
+    assert h[b"x-forwarded-proto"] == [b"https"] and h[b"x-forwarded-port"] == [b"8443"]
+
+
+def test_redirect_to_https_keeps_the_path_and_the_method() -> None:
+    get = core.redirect_response("shop.example.com", b"/a?b=1", https_port=443,
+                                 method=b"GET", close=False)
+    assert get.startswith(b"HTTP/1.1 301 ")
+    assert b"\r\nLocation: https://shop.example.com/a?b=1\r\n" in get
+    post = core.redirect_response("shop.example.com", b"/form", https_port=8443,
+                                  method=b"POST", close=True)
+    assert post.startswith(b"HTTP/1.1 308 ") and b"https://shop.example.com:8443/form" in post
+    assert b"Connection: close" in post
+    odd = core.redirect_response("h", b"http://evil.example/x", https_port=443,
+                                 method=b"GET", close=False)
+    assert b"Location: https://h/\r\n" in odd
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "code"),
+    [(core.APP_CRASHED, 503, "H10"), (core.SERVER_INTERRUPTED, 502, "H18"),
+     (core.CLIENT_IDLE, 408, "H28"), (core.MAINTENANCE, 503, "H80"),
+     (core.URI_TOO_LONG, 414, None), (core.HEADERS_TOO_LARGE, 431, None),
+     (core.BODY_TOO_LARGE, 413, None), (core.HEADER_TIMEOUT, 408, None),
+     (core.TOO_MANY_CONNECTIONS, 429, None), (core.AMBIGUOUS_REQUEST, 400, None)],
+)
+def test_each_new_error_has_a_page_and_a_log_line(
+    error: core.RouterError, status: int, code: str | None
+) -> None:
+    response = core.error_response(error, "h.paas.test", close=True)
+    assert response.startswith(b"HTTP/1.1 %d " % status)
+    assert b"<h1>%d " % status in response
+    line = core.log_line(method="GET", path="/", host="h.paas.test", request_id="r", fwd="1",
+                         dyno="web.1", connect_ms=0, service_ms=1, status=status,
+                         bytes_sent=0, error=error, protocol="https")
+    assert line.startswith(f"at=error code={code} " if code else "at=error desc=")
+    assert line.endswith("protocol=https")

@@ -182,8 +182,9 @@ def start_router(
         kw.setdefault("domain", "localhost")
         kw.setdefault("platform_addr", f"unix:{platform.server_address}")
         kw.setdefault("redis_url", redis_url)
+        https_port = kw.pop("https_port", None)
         router = RouterServer(**kw)
-        run(loop, router.start("127.0.0.1", 0))
+        run(loop, router.start("127.0.0.1", 0, https_port))
         started.append(router)
         return router
 
