@@ -12,6 +12,7 @@ import redis
 from paas import apps as app_ops
 from paas import events, releases
 from paas import sizes as dyno_sizes
+from paas.build import sources
 from paas.errors import InvalidInput
 from paas.store import App, Release, Store, User
 
@@ -91,3 +92,15 @@ def restart(store: Store, r: redis.Redis, app: App) -> int:
     seq = store.bump_restart(app)
     releases.wake_agent(r)
     return seq
+
+
+def set_buildpacks(store: Store, app: App, entries: list[object]) -> list[str]:
+    """Set the app's buildpacks, in order, from built-in names or URLs (empty: detect)."""
+    urls = []
+    for entry in entries:
+        if not isinstance(entry, str) or not entry.strip():
+            raise InvalidInput('each update needs a "buildpack": a built-in name or a URL')
+        urls.append(sources.normalise(entry))
+    if len(set(urls)) != len(urls):
+        raise InvalidInput("a buildpack is listed twice; list each once")
+    return store.set_buildpacks(app, urls)
