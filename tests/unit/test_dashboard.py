@@ -14,6 +14,7 @@ import redis
 from flask.testing import FlaskClient
 
 from paas import logs
+from paas.build import output
 from paas.config import Settings
 from paas.store import Store
 from web import create_app
@@ -270,3 +271,21 @@ def test_metrics_page_and_json_count_router_lines(env: dict) -> None:
     assert data["totals"]["requests"] == 1 and data["totals"]["p50"] == 12
     assert data["memory"] == []
     assert "12 ms" in client.get("/apps/hello/metrics").get_data(as_text=True)
+
+
+def test_a_build_in_progress_streams_its_output_then_its_end(env: dict) -> None:
+    client = logged_in(env)
+    client.post("/apps", data={"name": "hello", "csrf_token": csrf_of(client, "/")})
+    store, r = env["store"], env["r"]
+    build = store.create_build(store.app("hello"), None, "a" * 40, "refs/heads/main")
+    store.set_build_status(build.id, "building")
+    writer = output.BuildOutput(r, build.id)
+    writer.line("-----> Python app detected")
+    page = client.get(f"/apps/hello/builds/{build.id}").get_data(as_text=True)
+    assert "Python app detected" in page and 'data-skip="1"' in page
+    writer.line("-----> Installing requirements")
+    writer.end("succeeded")
+    response = client.get(f"/apps/hello/builds/{build.id}/stream", buffered=False)
+    body = b"".join(response.response).decode()
+    assert body.index("Python app detected") < body.index("Installing requirements")
+    assert body.endswith('event: end\ndata: {"status": "succeeded", "reason": ""}\n\n')

@@ -71,10 +71,11 @@ function frame(container, maxValue, buckets) {
     svgEl("text", { x: 2, y: y + 4 }, svg).textContent = String(Math.round(maxValue * fraction));
   }
   const step = (WIDTH - LEFT) / buckets.length;
-  for (const i of [0, buckets.length - 1]) {
-    const t = new Date(buckets[i].t * 1000);
-    const label = t.toISOString().slice(11, 16);
-    svgEl("text", { x: LEFT + i * step, y: HEIGHT - 4 }, svg).textContent = label;
+  const last = buckets.length - 1;
+  for (const i of [0, last]) {
+    const label = new Date(buckets[i].t * 1000).toISOString().slice(11, 16) + (i ? " UTC" : "");
+    svgEl("text", { x: i ? WIDTH : LEFT, y: HEIGHT - 4, "text-anchor": i ? "end" : "start" }, svg)
+      .textContent = label;
   }
   const y = (v) => HEIGHT - BOTTOM - (maxValue ? (v / maxValue) * plotH : 0);
   return { svg, step, y };
@@ -104,6 +105,11 @@ function lines(container, buckets, series) {
     const points = buckets.map((b, i) => (b[s] === null ? null : `${LEFT + i * step + step / 2},${y(b[s])}`))
       .filter((p) => p !== null);
     if (points.length) svgEl("polyline", { points: points.join(" "), class: `l-${s}` }, svg);
+    // A minute with traffic between quiet ones has no line to draw: a dot shows it.
+    for (const p of points) {
+      const [cx, cy] = p.split(",");
+      svgEl("circle", { cx, cy, r: 3, class: `d-${s}` }, svg);
+    }
   }
 }
 
