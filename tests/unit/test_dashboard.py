@@ -289,3 +289,16 @@ def test_a_build_in_progress_streams_its_output_then_its_end(env: dict) -> None:
     body = b"".join(response.response).decode()
     assert body.index("Python app detected") < body.index("Installing requirements")
     assert body.endswith('event: end\ndata: {"status": "succeeded", "reason": ""}\n\n')
+
+
+def test_a_built_release_still_deploying_shows_the_streamed_output(env: dict) -> None:
+    client = logged_in(env)
+    client.post("/apps", data={"name": "hello", "csrf_token": csrf_of(client, "/")})
+    store = env["store"]
+    build = store.create_build(store.app("hello"), None, "b" * 40, "refs/heads/main")
+    # The build itself is done; its release deploys before the output reaches the store.
+    store.set_build_status(build.id, "succeeded")
+    output.BuildOutput(env["r"], build.id).line("-----> Launching v1")
+    page = client.get(f"/apps/hello/builds/{build.id}").get_data(as_text=True)
+    assert "Launching v1" in page
+    assert f'data-stream="/apps/hello/builds/{build.id}/stream"' in page

@@ -77,8 +77,11 @@ def build_stream(name: str, build_id: int) -> Response:
 
     def events() -> Iterator[str]:
         yield "retry: 2000\n\n"
-        if build.status in ("succeeded", "failed"):
-            yield _sse(json.dumps({"status": build.status}), event="end")
+        # A finished build whose stream is gone (kept an hour) will write no more.
+        finished = build.status in ("succeeded", "failed")
+        if finished and (store().build_output(build.id) is not None
+                         or not output.so_far(r, build.id)[0]):
+            yield _sse(json.dumps({"status": build.status, "reason": ""}), event="end")
             return
         for item in output.follow(r, build.id, block_ms=_IDLE_MS):
             if item is None:

@@ -116,12 +116,17 @@ def activity(name: str) -> str:
 def build(name: str, build_id: int) -> str:
     app = app_for_user(name)
     found = store().app_build(app, build_id)
-    running = found.status in ("pending", "building")
-    if running:
-        lines, _ = output.so_far(rds(), found.id)
+    stored = store().build_output(found.id)
+    if stored is not None:
+        lines, running = stored.splitlines(), False
     else:
-        lines = (store().build_output(found.id) or "").splitlines()
-    return _page("build.html", app, "activity", build=found, text="\n".join(lines),
+        # The store keeps the output once the release deployed; until then (the build's
+        # status may already say succeeded) the Redis stream has it.
+        lines, end = output.so_far(rds(), found.id)
+        running = end is None and (found.status in ("pending", "building") or bool(lines))
+    # Each line ends with its newline, so a streamed line starts a line of its own.
+    return _page("build.html", app, "activity", build=found,
+                 text="".join(line + "\n" for line in lines),
                  shown=len(lines), running=running)
 
 
