@@ -7,18 +7,22 @@ A screenshot of each main page is saved under the test's tmp directory.
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.e2e.platform import Platform, make_app_repo, wait_until
 
@@ -44,6 +48,32 @@ def browser() -> Iterator[WebDriver]:
         driver.quit()
 
 
+def gate_buildpack(dest: Path, gates: Path) -> str:
+    """A buildpack (a git repo; its file:// URL) whose compile prints a line, waits for
+    the file `gates/1`, prints another, waits for `gates/2`, and ends."""
+    gates.mkdir()
+    (dest / "bin").mkdir(parents=True)
+    scripts = {
+        "detect": "echo Gated\n",
+        "compile": "".join(
+            f'echo "-----> Waiting at gate {n}"\n'
+            # A bound on the wait, so a test that fails early leaves no build behind.
+            f"for _ in $(seq 3000); do [ -e {gates / str(n)} ] && break; sleep 0.1; done\n"
+            f'echo "-----> Through gate {n}"\n' for n in (1, 2)),
+        "release": "printf -- '---\\ndefault_process_types: {}\\n'\n",
+    }
+    for name, body in scripts.items():
+        script = dest / "bin" / name
+        script.write_text("#!/usr/bin/env bash\nset -euo pipefail\n" + body)
+        script.chmod(0o755)
+    env = {**os.environ, "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "t@example.com",
+           "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    for argv in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"],
+                 ["git", "commit", "-q", "-m", "gate"]):
+        subprocess.run(argv, cwd=dest, env=env, check=True)
+    return f"file://{dest}"
+
+
 class Dashboard:
     """The browser on the platform's dashboard, with the few moves the test repeats."""
 
@@ -57,7 +87,11 @@ class Dashboard:
         self.driver.get(self.base + path)
 
     def text(self, css: str = "body") -> str:
-        return self.driver.find_element(By.CSS_SELECTOR, css).text
+        """The element's text; empty while the page is being replaced (a reload)."""
+        try:
+            return self.driver.find_element(By.CSS_SELECTOR, css).text
+        except (NoSuchElementException, StaleElementReferenceException):
+            return ""
 
     def shot(self, name: str) -> None:
         self.driver.save_screenshot(str(self.shots / f"{name}.png"))
@@ -71,7 +105,12 @@ class Dashboard:
             else:
                 box.clear()
                 box.send_keys(value)
-        form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        self.click_and_wait(form.find_element(By.CSS_SELECTOR, "button[type=submit]"))
+
+    def click_and_wait(self, button: WebElement) -> None:
+        """Click a button that loads another page, and wait until the old one is gone."""
+        button.click()
+        WebDriverWait(self.driver, 60).until(expected_conditions.staleness_of(button))
 
     def reload_until(self, path: str, predicate, what: str, timeout: float = 120) -> None:  # noqa: ANN001
         def check() -> bool:
@@ -99,7 +138,11 @@ def test_the_dashboard_end_to_end(platform: Platform, browser: WebDriver, tmp_pa
     assert "Nothing pushed yet" in ui.text()
     assert f"/git/{APP}.git" in ui.text()
 
-    # A push runs beside the browser, which follows the build on the activity tab.
+    # The build waits at two gates the test opens, so the browser is sure to watch it live.
+    gates = tmp_path / "gates"
+    ui.open(f"/apps/{APP}/settings")
+    ui.submit("#buildpacks", buildpacks=gate_buildpack(tmp_path / "gate-buildpack", gates))
+    assert "Buildpacks saved" in ui.text(".flash")
     repo = make_app_repo(tmp_path / "src", "lifecycle-app")
     pushed: dict[str, object] = {}
 
@@ -112,14 +155,28 @@ def test_the_dashboard_end_to_end(platform: Platform, browser: WebDriver, tmp_pa
 
     pusher = threading.Thread(target=push)
     pusher.start()
-    ui.reload_until(f"/apps/{APP}/activity", lambda text: "Builds" in text and "No builds yet"
-                    not in text, "the build to show in the activity tab")
-    browser.find_element(By.CSS_SELECTOR, "#builds a").click()
-    assert "/builds/" in browser.current_url
-    # Live output (or, once done, the stored output) and the outcome, without a reload by us.
+    try:
+        ui.reload_until(f"/apps/{APP}/activity", lambda text: "Builds" in text
+                        and "No builds yet" not in text, "the build to show in the activity tab")
+        ui.click_and_wait(browser.find_element(By.CSS_SELECTOR, "#builds a"))
+        assert "/builds/" in browser.current_url
+        wait_until(lambda: "Waiting at gate 1" in ui.text("#build-output"), timeout=120,
+                   interval=0.2, what="the build to reach its first gate")
+        assert ui.text("#build-status") == "building"
+        browser.execute_script("window.stillTheSamePage = true")
+        (gates / "1").touch()
+        wait_until(lambda: "Through gate 1" in ui.text("#build-output"), timeout=60,
+                   interval=0.2, what="the build's next line to arrive in the open page")
+        assert browser.execute_script("return window.stillTheSamePage") is True
+        assert "Waiting at gate 1\n-----> Through gate 1" in ui.text("#build-output")
+        ui.shot("build-live")
+    finally:
+        (gates / "1").touch()
+        (gates / "2").touch()
+    # At its end the page reloads itself and shows the outcome.
     wait_until(lambda: ui.text("#build-status") == "succeeded", timeout=300, interval=0.5,
                what="the build page to show the build succeeded")
-    assert "app detected" in ui.text("#build-output").lower()
+    assert "Through gate 2" in ui.text("#build-output")
     ui.shot("build")
     pusher.join(300)
     assert "error" not in pushed, pushed.get("error")
@@ -157,7 +214,7 @@ def test_the_dashboard_end_to_end(platform: Platform, browser: WebDriver, tmp_pa
 
     # Roll back to v1: the config var goes with it.
     ui.open(f"/apps/{APP}/activity")
-    browser.find_element(By.CSS_SELECTOR, 'button[data-rollback="1"]').click()
+    ui.click_and_wait(browser.find_element(By.CSS_SELECTOR, 'button[data-rollback="1"]'))
     assert "Rolling back to v1" in ui.text(".flash")
     wait_until(lambda: platform.get_app(APP).text.startswith("hello from"), timeout=120,
                what="the app to answer as v1 again")
@@ -176,7 +233,7 @@ def test_the_dashboard_end_to_end(platform: Platform, browser: WebDriver, tmp_pa
                what="the router's line to appear live in the logs page")
     ui.shot("logs")
     Select(browser.find_element(By.NAME, "type")).select_by_value("router")
-    browser.find_element(By.CSS_SELECTOR, "#log-filter button").click()
+    ui.click_and_wait(browser.find_element(By.CSS_SELECTOR, "#log-filter button"))
     assert "type=router" in browser.current_url
     assert all("router[router]" in line for line in ui.text("#log-lines").splitlines() if line)
 
@@ -202,10 +259,10 @@ def test_the_dashboard_end_to_end(platform: Platform, browser: WebDriver, tmp_pa
 
     ui.open("/")
     ui.shot("apps")
-    browser.find_element(By.ID, "logout").click()
+    ui.click_and_wait(browser.find_element(By.ID, "logout"))
     assert browser.current_url == ui.base + "/login"
     ui.open(f"/apps/{APP}")
     assert browser.current_url.startswith(ui.base + "/login")
     assert {p.name for p in ui.shots.iterdir()} >= {
-        "login.png", "build.png", "overview.png", "settings.png", "resources.png",
+        "login.png", "build-live.png", "build.png", "overview.png", "settings.png", "resources.png",
         "activity.png", "logs.png", "metrics.png", "apps.png"}
