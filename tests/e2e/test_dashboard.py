@@ -41,6 +41,8 @@ def browser() -> Iterator[WebDriver]:
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
                 "--no-proxy-server", "--window-size=1280,900"):
         options.add_argument(arg)
+    # The console shows whether the Content-Security-Policy blocked anything.
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     try:
         yield driver
@@ -263,6 +265,9 @@ def test_the_dashboard_end_to_end(platform: Platform, browser: WebDriver, tmp_pa
     assert browser.current_url == ui.base + "/login"
     ui.open(f"/apps/{APP}")
     assert browser.current_url.startswith(ui.base + "/login")
+    blocked = [entry["message"] for entry in browser.get_log("browser")
+               if "Content Security Policy" in entry["message"]]
+    assert blocked == []
     assert {p.name for p in ui.shots.iterdir()} >= {
         "login.png", "build-live.png", "build.png", "overview.png", "settings.png", "resources.png",
         "activity.png", "logs.png", "metrics.png", "apps.png"}

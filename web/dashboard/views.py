@@ -48,16 +48,16 @@ def _done(message: str) -> ResponseReturnValue:
 def app_state(app: App, dynos: list[dict]) -> dict[str, str]:
     """The app's state at a glance: a word, its colour class and a short detail."""
     current = store().current_release(app)
+    to_run = store().release_for_deploy(app)
     wanted = sum(store().formation(app).values())
     states = Counter(d.get("state") for d in dynos)
-    if store().release_for_deploy(app) is None or (current and not current.slug):
+    if to_run is None or not to_run.slug:
         return {"word": "new", "css": "muted", "detail": "no code pushed yet"}
     detail = f"{states['up']}/{wanted} dynos up"
     if states["crashed"]:
         return {"word": "crashed", "css": "bad", "detail": f"{states['crashed']} crashed; {detail}"}
-    pending = store().release_for_deploy(app)
-    if pending and (current is None or pending.version != current.version):
-        return {"word": "deploying", "css": "busy", "detail": f"v{pending.version}; {detail}"}
+    if current is None or to_run.version != current.version:
+        return {"word": "deploying", "css": "busy", "detail": f"v{to_run.version}; {detail}"}
     if wanted == 0:
         return {"word": "idle", "css": "muted", "detail": "scaled to zero"}
     if states["up"] < wanted:
