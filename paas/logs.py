@@ -76,3 +76,9 @@ def follow(
 
 def delete(r: redis.Redis, app: str) -> None:
     r.delete(keys.app_log(app))
+
+
+def since(r: redis.Redis, app: str, ts: float, count: int = MAX_LINES) -> list[LogLine]:
+    """The lines written since unix time `ts`, oldest first (stream ids are milliseconds)."""
+    entries = r.xrange(keys.app_log(app), min=f"{int(ts * 1000)}-0", count=count)
+    return [_decode(i, f) for i, f in entries]

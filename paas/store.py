@@ -683,3 +683,19 @@ class Store(RoutingStore):
         if row is None:
             raise NotFound(f"no app with id {app_id}")
         return self._app(row)
+
+    # --- reads for the dashboard -------------------------------------------------------
+    def password_hash(self, user_name: str) -> str | None:
+        """The user's stored password hash (None: no password set, or no such user)."""
+        row = self._conn().execute(
+            "SELECT password_hash FROM users WHERE name = ?", (user_name,)
+        ).fetchone()
+        return row["password_hash"] if row else None
+
+    def collaborators(self, app: App) -> list[tuple[str, str]]:
+        """The app's collaborators as (user name, role), by name; the owner is not listed."""
+        rows = self._conn().execute(
+            "SELECT u.name, c.role FROM collaborators c JOIN users u ON u.id = c.user_id"
+            " WHERE c.app_id = ? ORDER BY u.name", (app.id,)
+        ).fetchall()
+        return [(r["name"], r["role"]) for r in rows]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, render_template
+from flask import Flask
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -26,12 +26,10 @@ def create_app(s: Settings | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     from web.api import api
+    from web.dashboard import init_dashboard
 
     app.register_blueprint(api)
-
-    @app.get("/")
-    def index() -> str:
-        return render_template("index.html", settings=s)
+    init_dashboard(app)
 
     git = GitApp(s, app.extensions["paas_store"], app.extensions["paas_redis"])
     app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/git": git})  # type: ignore[method-assign]

@@ -62,3 +62,13 @@ def follow(r: redis.Redis, build_id: int, block_ms: int = 1000) -> Iterator[str 
                 yield BuildEnd(fields[b"status"].decode(), fields.get(b"reason", b"").decode())
                 return
             yield fields[b"line"].decode("utf-8", "replace")
+
+
+def so_far(r: redis.Redis, build_id: int) -> tuple[list[str], BuildEnd | None]:
+    """The lines written until now and, if the build has ended, how (no waiting)."""
+    lines: list[str] = []
+    for _, fields in r.xrange(keys.build_log(build_id)):
+        if fields.get(b"end"):
+            return lines, BuildEnd(fields[b"status"].decode(), fields.get(b"reason", b"").decode())
+        lines.append(fields[b"line"].decode("utf-8", "replace"))
+    return lines, None

@@ -7,9 +7,8 @@ from collections.abc import Iterator
 from flask import Response, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
+from paas import actions, logs, releases
 from paas import apps as app_ops
-from paas import events, logs, releases
-from paas import sizes as dyno_sizes
 from paas.agent import state as dyno_state
 from paas.errors import InvalidInput
 from paas.store import App, Build, Release
@@ -161,25 +160,7 @@ def get_config(name: str) -> ResponseReturnValue:
 @api.patch("/apps/<name>/config-vars")
 def update_config(name: str) -> ResponseReturnValue:
     app = app_for_request(name)
-    changes = _body()
-    if not changes:
-        raise InvalidInput("give at least one config var to set or unset")
-    for key, value in changes.items():
-        app_ops.check_config_key(key)
-        if value is not None and not isinstance(value, str):
-            raise InvalidInput(f"the value of {key} must be a string, or null to unset it")
-    config = store().update_config(app, changes)
-    set_keys = sorted(k for k, v in changes.items() if v is not None)
-    unset_keys = sorted(k for k, v in changes.items() if v is None)
-    parts = []
-    if set_keys:
-        parts.append("Set " + ", ".join(set_keys))
-    if unset_keys:
-        parts.append("Unset " + ", ".join(unset_keys))
-    release = releases.create(store(), rds(), app, description="; ".join(parts) + " config vars",
-                              user=g.user, config=config)
-    events.emit(rds(), app.name, events.CONFIG_CHANGED, release=f"v{release.version}",
-                keys=",".join(sorted(changes)))
+    config, release = actions.update_config(store(), rds(), app, g.user, _body())
     response = jsonify(config)
     response.headers["Paas-Release"] = str(release.version)
     return response
@@ -187,15 +168,7 @@ def update_config(name: str) -> ResponseReturnValue:
 
 # --- formation and dynos -------------------------------------------------------------------
 def _formation_json(app: App) -> list[dict]:
-    release = store().release_for_deploy(app)
-    types = release.process_types if release else {}
-    quantities = store().formation(app)
-    sizes = store().formation_sizes(app)
-    return [
-        {"type": ptype, "quantity": quantities.get(ptype, 0), "command": command,
-         **dyno_sizes.describe(sizes.get(ptype, dyno_sizes.DEFAULT_SIZE))}
-        for ptype, command in types.items()
-    ]
+    return actions.formation(store(), app)
 
 
 @api.get("/apps/<name>/formation")
@@ -206,36 +179,7 @@ def get_formation(name: str) -> ResponseReturnValue:
 @api.patch("/apps/<name>/formation")
 def update_formation(name: str) -> ResponseReturnValue:
     app = app_for_request(name)
-    updates = _body().get("updates")
-    if not isinstance(updates, list) or not updates:
-        raise InvalidInput('send {"updates": [{"type": "web", "quantity": 2}]}')
-    release = store().release_for_deploy(app)
-    known = release.process_types if release else {}
-    quantities: dict[str, int] = {}
-    sizes: dict[str, str] = {}
-    for update in updates:
-        ptype = update.get("type") if isinstance(update, dict) else None
-        if ptype not in known:
-            listed = ", ".join(known) or "none yet; push the app first"
-            raise InvalidInput(f"{app.name} has no process type {ptype!r} (it has: {listed})")
-        if "quantity" not in update and "size" not in update:
-            raise InvalidInput(f"give a quantity or a size for {ptype}")
-        if "quantity" in update:
-            quantity = update["quantity"]
-            if (not isinstance(quantity, int) or isinstance(quantity, bool)
-                    or not 0 <= quantity <= 100):
-                raise InvalidInput(f"the quantity of {ptype} must be a whole number from 0 to 100")
-            quantities[ptype] = quantity
-        if "size" in update:
-            size = update["size"]
-            dyno_sizes.limits(size if isinstance(size, str) else repr(size))
-            sizes[ptype] = size
-    store().set_formation(app, quantities)
-    store().set_formation_sizes(app, sizes)
-    events.emit(rds(), app.name, events.FORMATION_CHANGED,
-                **{ptype: qty for ptype, qty in quantities.items()},
-                **{f"{ptype}.size": size for ptype, size in sizes.items()})
-    releases.wake_agent(rds())
+    actions.update_formation(store(), rds(), app, _body().get("updates"))
     return jsonify(_formation_json(app))
 
 
@@ -250,9 +194,7 @@ def list_dynos(name: str) -> ResponseReturnValue:
 
 @api.delete("/apps/<name>/dynos")
 def restart_dynos(name: str) -> ResponseReturnValue:
-    app = app_for_request(name)
-    seq = store().bump_restart(app)
-    releases.wake_agent(rds())
+    seq = actions.restart(store(), rds(), app_for_request(name))
     return jsonify({"restart": seq}), 202
 
 

@@ -7,7 +7,7 @@ import shutil
 from flask import jsonify, request
 from flask.typing import ResponseReturnValue
 
-from paas.build import sources
+from paas import actions
 from paas.errors import InvalidInput
 from paas.store import App
 from web.api import api, app_for_request, settings, store
@@ -33,15 +33,8 @@ def set_buildpacks(name: str) -> ResponseReturnValue:
     if not isinstance(updates, list):
         raise InvalidInput('send {"updates": [{"buildpack": "python"}, ...]} (an empty list '
                            "clears them)")
-    urls = []
-    for update in updates:
-        entry = update.get("buildpack") if isinstance(update, dict) else None
-        if not isinstance(entry, str) or not entry.strip():
-            raise InvalidInput('each update needs a "buildpack": a built-in name or a URL')
-        urls.append(sources.normalise(entry))
-    if len(set(urls)) != len(urls):
-        raise InvalidInput("a buildpack is listed twice; list each once")
-    store().set_buildpacks(app, urls)
+    actions.set_buildpacks(
+        store(), app, [u.get("buildpack") if isinstance(u, dict) else None for u in updates])
     return jsonify(_installations(app))
 
 

@@ -1,0 +1,135 @@
+"""Logging in and out of the dashboard, the session's user, and CSRF protection.
+
+A user logs in with their name and password (a stored scrypt hash) or with one of
+their API tokens, so the admin, who starts with only a token, can log in too.
+The session is Flask's signed cookie (HttpOnly, SameSite=Lax, Secure where the
+browser keeps it); every POST must carry the session's CSRF token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from urllib.parse import urlsplit
+
+from flask import flash, g, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
+from markupsafe import Markup, escape
+
+from web.dashboard import dashboard, store
+
+#: Endpoints reachable without a session.
+PUBLIC = {"dashboard.login", "dashboard.static"}
+#: Endpoints a script reads (streams, JSON): they answer 401 instead of redirecting.
+MACHINE = {"dashboard.log_stream", "dashboard.build_stream", "dashboard.metrics_data"}
+#: Refuse stored hashes that would make one login cost more than this much memory.
+SCRYPT_MAX_MEMORY = 256 * 1024 * 1024
+
+
+def verify_password(password: str, stored: str | None) -> bool:
+    """Whether `password` matches a stored `scrypt$n$r$p$salt_hex$hash_hex` hash."""
+    if not stored:
+        return False
+    parts = stored.split("$")
+    if len(parts) != 6 or parts[0] != "scrypt":
+        return False
+    try:
+        n, r, p = int(parts[1]), int(parts[2]), int(parts[3])
+        salt, expected = bytes.fromhex(parts[4]), bytes.fromhex(parts[5])
+    except ValueError:
+        return False
+    needed = 128 * r * (n + p + 2)
+    if not expected or n < 2 or r < 1 or p < 1 or needed > SCRYPT_MAX_MEMORY:
+        return False
+    actual = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p,
+                            maxmem=needed + 1024 * 1024, dklen=len(expected))
+    return hmac.compare_digest(actual, expected)
+
+
+def csrf_token() -> str:
+    """The session's CSRF token, made on first use."""
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(32)
+    return session["csrf"]
+
+
+def form_guard() -> Markup:
+    """The hidden fields every form carries: the CSRF token and the page to come back to."""
+    return Markup(
+        f'<input type="hidden" name="csrf_token" value="{escape(csrf_token())}">'
+        f'<input type="hidden" name="back" value="{escape(request.full_path.rstrip("?"))}">'
+    )
+
+
+@dashboard.app_template_global()
+def dashboard_form_guard() -> Markup:
+    return form_guard()
+
+
+def local_path(target: str | None, default: str = "/") -> str:
+    """`target` if it is a path on this site, else `default` (no open redirects)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else default
+
+
+@dashboard.before_request
+def require_session_and_csrf() -> ResponseReturnValue | None:
+    g.user = None
+    name = session.get("user")
+    if name:
+        g.user = store().user_by_name(name)
+        if g.user is None:  # the user was removed since logging in
+            session.clear()
+    if request.method == "POST":
+        sent = request.form.get("csrf_token", "")
+        if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
+            return render_template(
+                "dashboard/error.html", status=400,
+                message="This form has expired or did not come from this dashboard. "
+                        "Reload the page and try again.",
+            ), 400
+    if g.user is None and request.endpoint not in PUBLIC:
+        if request.endpoint in MACHINE:
+            return "log in first\n", 401, {"Content-Type": "text/plain"}
+        return redirect(url_for("dashboard.login", next=request.full_path.rstrip("?")))
+    return None
+
+
+@dashboard.route("/login", methods=["GET", "POST"])
+def login() -> ResponseReturnValue:
+    next_path = local_path(request.values.get("next"))
+    if request.method == "GET":
+        if g.user is not None:
+            return redirect(next_path)
+        csrf_token()
+        return render_template("dashboard/login.html", next=next_path)
+    token = request.form.get("token", "").strip()
+    name = request.form.get("name", "").strip()
+    user = None
+    if token:
+        user = store().user_for_token(token)
+    elif name:
+        found = store().user_by_name(name)
+        if found and verify_password(request.form.get("password", ""),
+                                     store().password_hash(found.name)):
+            user = found
+    if user is None:
+        flash("Those credentials did not work: check the name and password, or paste an API "
+              "token (the admin's is in $PAAS_HOME/admin.token).", "error")
+        return render_template("dashboard/login.html", next=next_path), 401
+    # A fresh session: nothing from before the login (a planted CSRF token) carries over.
+    session.clear()
+    session.permanent = True
+    session["user"] = user.name
+    csrf_token()
+    return redirect(next_path)
+
+
+@dashboard.post("/logout")
+def logout() -> ResponseReturnValue:
+    session.clear()
+    flash("You are logged out.", "ok")
+    return redirect(url_for("dashboard.login"))
