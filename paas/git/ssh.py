@@ -176,13 +176,22 @@ class GitService:
         channel = stdout.channel
         io = ChannelIO(asyncio.get_running_loop(), stdin, stdout, stderr)
         command = channel.get_command()
+        failure = b""
         try:
             status = await in_thread(functools.partial(self._run, user, command, io))
         except (OSError, asyncssh.Error) as exc:
             # The client went away mid-command; dulwich has already cleaned up.
             log.info("git session of %s ended early: %s", user.name, exc)
             status = 1
+        except Exception:
+            # A client speaking bad git, or a bug: the pusher gets a line, the log the rest,
+            # and the channel still closes instead of leaving git waiting.
+            log.exception("git session of %s (%r) failed", user.name, command)
+            failure = b"paas: the git command failed on the server; its log says why\n"
+            status = 1
         try:
+            if failure:
+                stderr.write(failure)
             channel.exit(status)
         except OSError:
             log.info("%s left before the exit status of their git session", user.name)
@@ -243,7 +252,9 @@ async def serve(s: Settings, host: str = "") -> None:
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s ssh %(levelname)s %(message)s")
-    logging.getLogger("asyncssh").setLevel(logging.WARNING)  # a line per packet otherwise
+    # Both would log a few lines per connection or push otherwise.
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)
+    logging.getLogger("dulwich").setLevel(logging.WARNING)
     try:
         s = settings()
     except PaasError as exc:

@@ -43,14 +43,16 @@ class Server:
                 "GIT_AUTHOR_NAME": "T", "GIT_AUTHOR_EMAIL": "t@example.com",
                 "GIT_COMMITTER_NAME": "T", "GIT_COMMITTER_EMAIL": "t@example.com"}
 
-    def ssh(self, user: str, *args: str, log_level: str = "ERROR"
+    def ssh(self, user: str, *args: str, log_level: str = "ERROR", stdin: str | None = None
             ) -> subprocess.CompletedProcess[str]:
         argv = ["ssh", "-i", str(self.keys[user]), "-o", "IdentitiesOnly=yes",
                 "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
                 "-o", "UserKnownHostsFile=/dev/null", "-o", f"LogLevel={log_level}",
                 "-p", str(self.port), *args]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=60,
-                              stdin=subprocess.DEVNULL)
+        if stdin is None:
+            return subprocess.run(argv, capture_output=True, text=True, timeout=60,
+                                  stdin=subprocess.DEVNULL)
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, input=stdin)
 
     def url(self, app: str) -> str:
         return f"ssh://git@127.0.0.1:{self.port}/{app}.git"
@@ -178,6 +180,13 @@ def test_other_commands_are_refused(server: Server) -> None:
     assert done.stderr.strip() == "paas only serves git push and fetch over SSH, not 'cat'."
     archive = server.ssh("ann", "git@127.0.0.1", "git-upload-archive '/hello.git'")
     assert "not 'git-upload-archive'" in archive.stderr
+
+
+def test_a_client_speaking_junk_gets_a_line_and_the_session_ends(server: Server) -> None:
+    junk = server.ssh("ann", "git@127.0.0.1", "git-receive-pack '/hello.git'",
+                      stdin="zzzz this is not git\n")
+    assert junk.returncode == 1
+    assert "paas: the git command failed on the server; its log says why" in junk.stderr
 
 
 def test_sftp_and_forwarding_are_refused_with_a_message(server: Server) -> None:
