@@ -113,17 +113,27 @@ async def in_thread(fn: Callable[[], T]) -> T:
 
 
 class GitSession(SSHServerStreamSession):
-    """A session that runs the handler for shells and exec requests and refuses every
-    subsystem (sftp and the like) with a line on stderr before saying no."""
+    """A session that runs the handler for shells and exec requests, and answers every
+    subsystem (sftp and the like) with a line on stderr and exit status 1.
+
+    The subsystem is accepted first and refused once started: OpenSSH's client exits
+    at once on a failed request, before it prints what stderr brought just before."""
 
     def connection_made(self, chan: asyncssh.SSHServerChannel) -> None:  # type: ignore[override]
         super().connection_made(chan)
         self._channel = chan
 
     def subsystem_requested(self, subsystem: str) -> bool:
+        return True
+
+    def session_started(self) -> None:
+        subsystem = self._channel.get_subsystem()
+        if subsystem is None:
+            super().session_started()
+            return
         self._channel.write_stderr(SUBSYSTEM_REFUSED.format(name=subsystem[:40]).encode()
                                    + b"\n")
-        return False
+        self._channel.exit(1)
 
 
 class GitSSHServer(asyncssh.SSHServer):

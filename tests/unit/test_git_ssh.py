@@ -85,8 +85,12 @@ def server(tmp_path: Path, redis_url: str, r: redis.Redis) -> Iterator[Server]:
     git = ssh.GitService(s, store, redis.Redis.from_url(redis_url))
     acceptor = asyncio.run_coroutine_threadsafe(ssh.listen(git, "127.0.0.1", 0), loop).result()
     yield Server(acceptor.get_port(), s, store, keys)
-    acceptor.close()
-    asyncio.run_coroutine_threadsafe(acceptor.wait_closed(), loop).result(10)
+
+    async def stop() -> None:  # on the loop's thread: asyncio servers are not thread-safe
+        acceptor.close()
+        await acceptor.wait_closed()
+
+    asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
     loop.call_soon_threadsafe(loop.stop)
     thread.join(10)
     loop.close()
