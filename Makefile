@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PYTHON ?= python3
 APT_PACKAGES := git redis-server runc python3 python3-venv curl ca-certificates procps skopeo umoci debootstrap \
-  chromium chromium-driver
+  chromium chromium-driver openssh-client
 # Programs the Node.js buildpack uses from the stack; a node that ships its own npm
 # (NodeSource's) must not get Debian's npm package on top, so these go by command.
 APT_COMMANDS := node:nodejs npm:npm

@@ -12,6 +12,12 @@ from pathlib import Path
 
 import redis
 
+from paas.errors import PaasError
+
+#: Where git over SSH listens unless PAAS_SSH_PORT says otherwise (22 needs root and
+#: is usually the host's own sshd).
+DEFAULT_SSH_PORT = 2222
+
 
 def _default_runtime() -> str:
     import shutil
@@ -28,6 +34,7 @@ class Settings:
     http_port: int
     redis_url_override: str | None
     runtime: str
+    ssh_port: int | None = None  # git over SSH; None: off
 
     # --- paths -----------------------------------------------------------
     @property
@@ -82,6 +89,12 @@ class Settings:
     def redis_url(self) -> str:
         return self.redis_url_override or f"unix://{self.redis_socket}"
 
+    @property
+    def ssh_host_key_path(self) -> Path:
+        """The SSH server's host key, made on its first start and kept, so clients that
+        trusted it once keep trusting it."""
+        return self.home / "ssh_host_ed25519_key"
+
     def repo_path(self, app: str) -> Path:
         return self.repos_dir / f"{app}.git"
 
@@ -90,6 +103,17 @@ class Settings:
 
     def platform_url(self) -> str:
         return f"http://{self.domain}{self._port_suffix()}"
+
+    def ssh_git_url(self, app: str, host: str) -> str | None:
+        """The app's git remote over SSH on `host`, or None when the SSH server is off.
+        On port 22 it is the scp-like form users know from other hosts."""
+        if not self.ssh_port:
+            return None
+        if ":" in host:  # an IPv6 address
+            host = f"[{host}]"
+        if self.ssh_port == 22:
+            return f"git@{host}:{app}.git"
+        return f"ssh://git@{host}:{self.ssh_port}/{app}.git"
 
     def _port_suffix(self) -> str:
         return "" if self.http_port == 80 else f":{self.http_port}"
@@ -104,7 +128,21 @@ def settings() -> Settings:
         http_port=int(os.environ.get("PAAS_HTTP_PORT", "8080")),
         redis_url_override=os.environ.get("REDIS_URL") or None,
         runtime=os.environ.get("PAAS_RUNTIME") or _default_runtime(),
+        ssh_port=ssh_port_setting(os.environ.get("PAAS_SSH_PORT")),
     )
+
+
+def ssh_port_setting(value: str | None) -> int | None:
+    """PAAS_SSH_PORT: a port number, unset for the default, or 0 / off for no SSH server."""
+    text = (value or "").strip().lower()
+    if not text:
+        return DEFAULT_SSH_PORT
+    if text in ("0", "off"):
+        return None
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise PaasError(f"PAAS_SSH_PORT={value!r} is not a port; give 1-65535, or 0 or off "
+                        "to turn git over SSH off")
+    return int(text)
 
 
 def redis_client(s: Settings | None = None) -> redis.Redis:

@@ -1,6 +1,7 @@
 """Durable state in SQLite: the schema, its migrations and every SQL statement.
 
-Apps, builds, releases, config vars, formation, users and tokens live here.
+Apps, builds, releases, config vars, formation, users and tokens live here
+(SSH keys' SQL is in `paas.store_keys`, mixed in).
 Redis holds only what can be rebuilt from this file and the running host.
 Callers get plain dataclasses, never rows or cursors.
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from paas.errors import Conflict, NotFound
+from paas.store_keys import SshKeyStore
 from paas.store_routing import RoutingStore
 
 MIGRATIONS: list[str] = [
@@ -162,6 +164,19 @@ MIGRATIONS: list[str] = [
         created_at REAL NOT NULL
     );
     """,
+    # Users' SSH public keys (paas.store_keys); a key names one user, so the fingerprint
+    # is unique across all of them.
+    """
+    CREATE TABLE ssh_keys (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        fingerprint TEXT NOT NULL UNIQUE,
+        public_key TEXT NOT NULL,
+        comment TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX ssh_keys_user ON ssh_keys (user_id);
+    """,
 ]
 
 #: Apps' uids start here, well above any host account.
@@ -227,10 +242,11 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class Store(RoutingStore):
+class Store(RoutingStore, SshKeyStore):
     """All SQL of the platform. One instance per process; safe across threads.
 
-    The routing section (domains, maintenance, certificates) is in paas.store_routing."""
+    Sections of it live in mixins: routing (domains, maintenance, certificates) in
+    paas.store_routing, users' SSH keys in paas.store_keys."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)

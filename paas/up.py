@@ -1,7 +1,8 @@
 """`paas up`: start the platform's processes in the foreground and look after them.
 
 Starts redis-server (on a unix socket under $PAAS_HOME, unless REDIS_URL is
-set), the web process (gunicorn), one build worker, the agent and the router;
+set), the web process (gunicorn), one build worker, the agent, the router and
+the git SSH server (unless PAAS_SSH_PORT is off);
 restarts a child that dies, with its exit logged; on Ctrl-C or SIGTERM stops
 them in order (the agent stops every dyno) and leaves no process behind.
 """
@@ -124,6 +125,7 @@ class Platform:
             "PAAS_DOMAIN": s.domain,
             "PAAS_HTTP_PORT": str(s.http_port),
             "PAAS_RUNTIME": s.runtime,
+            "PAAS_SSH_PORT": str(s.ssh_port or "off"),
             "REDIS_URL": s.redis_url,
             "PYTHONUNBUFFERED": "1",
         })
@@ -198,6 +200,8 @@ class Platform:
             Child("agent", [py, "-m", "paas.agent"], stop_timeout=agent_grace + 15),
             Child("router", [py, "-m", "router"]),
         ]
+        if self.s.ssh_port:
+            self.children.append(Child("ssh", [py, "-m", "paas.git.ssh"]))
 
     # --- running ------------------------------------------------------------------------
     def supervise(self) -> None:
@@ -263,11 +267,14 @@ class Platform:
         url = s.platform_url()
         if not healthy:
             log.warning("the platform is not healthy yet; see %s/api/health", url)
+        ssh_remote = (f"               {s.ssh_git_url('APP', s.domain)}  (`paas keys:add`, "
+                      "then `paas git:remote --ssh -a APP`)\n") if s.ssh_port else ""
         print(
             f"\npaas is up (PAAS_HOME={s.home})\n"
             f"  Dashboard:   {url}/\n"
             f"  Apps answer: http://APP.{s.domain}:{s.http_port}/\n"
             f"  Git remote:  {url}/git/APP.git  (`paas git:remote -a APP` adds it)\n"
+            f"{ssh_remote}"
             f"  CLI:         export PATH=\"$PWD/.venv/bin:$PATH\"   # in this checkout\n"
             f"               paas apps:create hello    # on this machine the CLI reads "
             f"{s.admin_token_path}\n"
@@ -282,7 +289,7 @@ class Platform:
         by_name = {c.name: c for c in self.children}
         # The router stops taking requests first; the agent, which stops every dyno, needs
         # Redis, so Redis goes last.
-        for name in ("router", "web", "worker", "agent"):
+        for name in ("router", "ssh", "web", "worker", "agent"):
             child = by_name.get(name)
             if child is not None:
                 child.stop()

@@ -30,6 +30,7 @@ from paas.cli.maintenance import maintenance_off, maintenance_on, maintenance_sh
 from paas.cli.ps import ps_list, ps_restart, ps_scale, ps_type
 from paas.cli.releases import builds_list, releases_list, rollback
 from paas.cli.run import run_command
+from paas.cli.sshkeys import keys_add, keys_list, keys_remove
 from paas.errors import PaasError
 
 
@@ -90,6 +91,7 @@ for command in (
     ps_list, ps_scale, ps_restart, ps_type, ps_stop, ps_set,
     releases_list, releases_info, releases_output, rollback, builds_list, events_list,
     logs, login,
+    keys_list, keys_add, keys_remove,
     images_export, images_gc,
     buildpacks_list, buildpacks_add, buildpacks_set, buildpacks_remove, buildpacks_clear,
     builds_cache_purge,

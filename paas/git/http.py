@@ -16,6 +16,8 @@ import redis
 from dulwich.web import make_wsgi_chain
 
 from paas.config import Settings
+from paas.errors import NotFound
+from paas.git.access import app_for_git
 from paas.git.receive import AppBackend, DeployingReceivePackHandler, PushContext
 from paas.store import Store, User
 
@@ -68,12 +70,10 @@ class GitApp:
                 "(`paas git:remote -a APP` sets it up)",
                 [("WWW-Authenticate", 'Basic realm="paas"')],
             )
-        name = match.group("app")
-        app = self.store.find_app(name)
-        if app is None or not self.store.can_access(user, app):
-            return _plain(start_response, "404 Not Found",
-                          f"There is no app named '{name}'. "
-                          f"Create it with `paas apps:create {name}`.")
+        try:
+            app = app_for_git(self.store, user, match.group("app"))
+        except NotFound as exc:
+            return _plain(start_response, "404 Not Found", exc.message)
         ctx = PushContext(app=app, user=user, store=self.store, r=self.r)
         backend = AppBackend(str(self.settings.repo_path(app.name)), ctx)
         environ = dict(environ, PATH_INFO=match.group("rest"), SCRIPT_NAME="")

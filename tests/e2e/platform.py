@@ -1,8 +1,8 @@
 """Running a real platform for end-to-end tests: `paas up` as a child, and ways to talk to it.
 
 Everything is real: redis-server, gunicorn, the build worker, the agent, the
-router on a free loopback port, the `paas` CLI and the `git` client pushing
-over HTTP. Only PAAS_HOME and HOME are private to the test session.
+router and the git SSH server on free ports, the `paas` CLI and the `git`
+client pushing over HTTP (and SSH). Only PAAS_HOME and HOME are private to the test session.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
@@ -53,6 +53,7 @@ class Platform:
     https_port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    ssh_port: int = field(default_factory=free_port)  # git over SSH
 
     @property
     def url(self) -> str:
@@ -70,6 +71,7 @@ class Platform:
             "PAAS_HTTPS_PORT": str(self.https_port),
             "PAAS_DOMAIN": "localhost",
             "PAAS_RUNTIME": self.runtime,
+            "PAAS_SSH_PORT": str(self.ssh_port),
             "PAAS_STOP_GRACE": "5",
             "PAAS_BOOT_TIMEOUT": "30",
             # Image garbage is collected when a test asks (images:gc), never behind its back.

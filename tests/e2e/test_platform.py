@@ -25,7 +25,7 @@ def test_health_names_every_component(platform: Platform) -> None:
     body = platform.get_platform("/api/health").json()
     assert body["status"] == "ok"
     assert body["components"] == {
-        "web": "up", "redis": "up", "worker": "up", "agent": "up", "router": "up"
+        "web": "up", "redis": "up", "worker": "up", "agent": "up", "router": "up", "ssh": "up"
     }
 
 

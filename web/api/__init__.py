@@ -83,6 +83,7 @@ from web.api import (  # noqa: E402, F401 - registers the routes
     deploys,
     health,
     images,
+    keys,
     routing,
     run,
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 from flask import Response, g, jsonify, request
 from flask.typing import ResponseReturnValue
@@ -36,6 +37,7 @@ def app_json(app: App) -> dict:
         "created_at": iso(app.created_at),
         "web_url": s.app_url(app.name),
         "git_url": f"{request.host_url}git/{app.name}.git",
+        "ssh_git_url": s.ssh_git_url(app.name, urlsplit(request.host_url).hostname or ""),
         "release": current.version if current else None,
         "boot_timeout": app.boot_timeout,
         "stop_timeout": app.stop_timeout,

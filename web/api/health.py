@@ -7,7 +7,7 @@ from flask import jsonify
 from flask.typing import ResponseReturnValue
 
 from paas import keys
-from web.api import api, rds
+from web.api import api, rds, settings
 
 #: Components that prove they run by refreshing a heartbeat key in Redis.
 HEARTBEAT_COMPONENTS = ("worker", "agent", "router")
@@ -16,16 +16,18 @@ HEARTBEAT_COMPONENTS = ("worker", "agent", "router")
 @api.get("/health")
 def health() -> ResponseReturnValue:
     components = {"web": "up"}
+    # The git SSH server runs only when PAAS_SSH_PORT does not turn it off.
+    beating = HEARTBEAT_COMPONENTS + (("ssh",) if settings().ssh_port else ())
     try:
         r = rds()
         r.ping()
         components["redis"] = "up"
-        beats = r.mget([keys.heartbeat(c) for c in HEARTBEAT_COMPONENTS])
-        for component, beat in zip(HEARTBEAT_COMPONENTS, beats, strict=True):
+        beats = r.mget([keys.heartbeat(c) for c in beating])
+        for component, beat in zip(beating, beats, strict=True):
             components[component] = "up" if beat else "down"
     except (redis.RedisError, OSError):
         components["redis"] = "down"
-        for component in HEARTBEAT_COMPONENTS:
+        for component in beating:
             components[component] = "unknown"
     down = sorted(c for c, state in components.items() if state != "up")
     body = {"status": "degraded" if down else "ok", "components": components}
