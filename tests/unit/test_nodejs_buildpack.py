@@ -438,6 +438,7 @@ def test_an_unchanged_lockfile_reuses_node_modules_and_a_changed_one_reinstalls(
     assert not any("added" in line or "npm ci" in line for line in lines), lines
     # The build script and the pruning still run on the reused copy.
     assert "       > node build.js" in lines and "-----> Pruning devDependencies" in lines
+    assert PRUNED_LINE in lines, "pruned without starting npm"
     assert (second / "build" / "message.txt").is_file()
     assert not (second / "node_modules" / "escape-html").exists()
     assert (cache / "node_modules" / "escape-html").is_dir(), "the cache must stay unpruned"
@@ -544,6 +545,99 @@ def test_npm_config_production_false_keeps_the_dev_dependencies(tmp_path: Path) 
                         {"NPM_CONFIG_PRODUCTION": "false"})
     assert "-----> Keeping devDependencies (NPM_CONFIG_PRODUCTION=false)" in lines
     assert "-----> Pruning devDependencies" not in lines
+    assert (app / "node_modules" / "escape-html").is_dir()
+
+
+# --- pruning without npm ------------------------------------------------------------------------
+
+PRUNED_LINE = "       removed 1 package (the devDependencies in package-lock.json)"
+# Pinned packages that give the pruning what real apps have: a devDependency with a bin and
+# dependencies of its own (semver), a scoped one (@types/node), a dev package nested under
+# another for its own version of a production one (debug -> ms 2.0.0), a devOptional one
+# (is-number: a devDependency that the optional to-regex-range needs too), a production bin
+# (mkdirp) and a dev package depending on a non-dev one (fill-range -> to-regex-range).
+RICH_PACKAGE = {
+    "name": "rich-app", "version": "1.0.0", "private": True,
+    "dependencies": {"ms": "2.1.3", "mkdirp": "1.0.4"},
+    "optionalDependencies": {"to-regex-range": "5.0.1"},
+    "devDependencies": {"is-number": "7.0.0", "debug": "2.6.9", "semver": "7.6.0",
+                        "@types/node": "20.11.0", "escape-html": "1.0.3", "fill-range": "7.1.1"},
+}
+
+
+def npm(app: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "npm_config_cache": str(app.parent / "npm-cache"),
+           "npm_config_audit": "false", "npm_config_fund": "false",
+           "npm_config_update_notifier": "false"}
+    return subprocess.run(["npm", *args], cwd=app, env=env, capture_output=True, text=True,
+                          check=check, timeout=300)
+
+
+def prune_dev(app: Path) -> subprocess.CompletedProcess[str]:
+    """Run lib/prune_dev.js, which bin/compile runs instead of npm prune, in `app`."""
+    program = nodejs_bp().path / "lib" / "prune_dev.js"
+    return subprocess.run(["node", str(program), "package-lock.json"], cwd=app,
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def rich_app(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An app installed with `npm ci`, devDependencies included, as bin/compile does."""
+    app = write_app(tmp_path_factory.mktemp("rich") / "app",
+                    {"package.json": json.dumps(RICH_PACKAGE, indent=2) + "\n"})
+    npm(app, "install", "--package-lock-only")
+    npm(app, "ci", "--include=dev")
+    return app
+
+
+def test_pruning_without_npm_leaves_what_npm_prune_leaves(tmp_path: Path, rich_app: Path) -> None:
+    by_npm = shutil.copytree(rich_app, tmp_path / "by-npm", symlinks=True)
+    ours = shutil.copytree(rich_app, tmp_path / "ours", symlinks=True)
+    lock = (ours / "package-lock.json").read_bytes()
+    npm(by_npm, "prune", "--omit=dev")
+    result = prune_dev(ours)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "removed 9 packages (the devDependencies in package-lock.json)\n"
+    assert tree_listing(ours / "node_modules") == tree_listing(by_npm / "node_modules")
+    assert {"ms", "mkdirp", "to-regex-range", "is-number"} <= {
+        p.name for p in (ours / "node_modules").iterdir()
+    }
+    assert [p.name for p in (ours / "node_modules" / ".bin").iterdir()] == ["mkdirp"]
+    # npm prune also rewrites the lockfile in its own way; the app's own stays as it is.
+    assert (ours / "package-lock.json").read_bytes() == lock
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda app: write_app(app, {"node_modules/stray/package.json": "{}"}),
+         "node_modules/stray is not in node_modules/.package-lock.json"),
+        (lambda app: edit_json(app / "package-lock.json",
+                               lambda lock: lock["packages"]["node_modules/ms"].update(dev=True)),
+         "package-lock.json marks node_modules/ms dev, which npm may recompute"),
+        (lambda app: edit_json(app / "package-lock.json",
+                               lambda lock: lock.update(lockfileVersion=1)),
+         'package-lock.json is lockfileVersion 1, without a "packages" map'),
+        (lambda app: (app / "node_modules" / ".package-lock.json").unlink(),
+         "there is no node_modules/.package-lock.json"),
+    ],
+)
+def test_pruning_without_npm_leaves_it_to_npm_when_unsure(
+    tmp_path: Path, rich_app: Path, change: Callable[[Path], object], reason: str
+) -> None:
+    app = shutil.copytree(rich_app, tmp_path / "app", symlinks=True)
+    change(app)
+    before = tree_listing(app)
+    result = prune_dev(app)
+    assert (result.returncode, result.stderr) == (3, f"Leaving it to npm prune: {reason}\n")
+    assert tree_listing(app) == before
+
+
+def test_a_setting_that_changes_what_npm_prune_omits_is_left_to_npm(tmp_path: Path) -> None:
+    app = copy_fixture(tmp_path / "app")
+    lines = run_compile(app, tmp_path / "cache", platform_env(tmp_path),
+                        {"NPM_CONFIG_INCLUDE": "dev"})
+    assert "-----> Pruning devDependencies" in lines and PRUNED_LINE not in lines
     assert (app / "node_modules" / "escape-html").is_dir()
 
 
