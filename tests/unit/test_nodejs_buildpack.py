@@ -250,7 +250,7 @@ const source = require("fs").readFileSync(program, "utf8");
 for (const file of files) {
   const facts = {};
   const log = (line) => { facts[line.split("=")[0]] = line.slice(line.indexOf("=") + 1); };
-  const argv = [process.argv[0], program, file, "10.0.0"];
+  const argv = [process.argv[0], program, file, "/nonexistent/npm-cli.js"];
   const exit = () => { throw new Error("exit"); };
   try {
     vm.runInNewContext(source, { require, console: { log },
