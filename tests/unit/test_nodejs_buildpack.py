@@ -233,6 +233,30 @@ def test_release_defaults_to_npm_start_then_server_js(
     assert buildpack.release(nodejs_bp(), app, platform_env(tmp_path)) == expected
 
 
+def test_release_after_compile_reads_what_compile_read_without_starting_node(
+    tmp_path: Path,
+) -> None:
+    # A "start" outside scripts, which the grep fallback would take for a start script.
+    app = copy_fixture(tmp_path / "app")
+    edit_json(app / "package.json",
+              lambda data: (data["scripts"].pop("start"), data.update(config={"start": "x"})))
+    env = platform_env(tmp_path)
+    run_compile(app, tmp_path / "cache", env)
+    # A node first on PATH that says when it runs.
+    spy = tmp_path / "spy"
+    spy.mkdir()
+    node = shutil.which("node")
+    (spy / "node").write_text(f'#!/bin/sh\ntouch {tmp_path}/node-ran\nexec {node} "$@"\n')
+    (spy / "node").chmod(0o755)
+    spied = {**env, "PATH": f"{spy}:{env['PATH']}"}
+    assert buildpack.release(nodejs_bp(), app, spied) == {"web": "node server.js"}
+    assert not (tmp_path / "node-ran").exists()
+    # Another package.json: read with node again.
+    edit_json(app / "package.json", lambda data: data["scripts"].update(start="node x.js"))
+    assert buildpack.release(nodejs_bp(), app, spied) == {"web": "npm start"}
+    assert (tmp_path / "node-ran").exists()
+
+
 # --- the engines range matcher ------------------------------------------------------------------
 
 
