@@ -23,6 +23,8 @@ pytestmark = pytest.mark.slow
 APP = "node-hello"
 PAGE = "built by &lt;npm run build&gt;; web.1 code={code} ttl=2m\n"
 REUSE_LINE = "remote:        Dependencies unchanged; reusing node_modules"
+# Pruned by the buildpack's lib/prune_dev.js, without starting npm.
+PRUNED_LINE = "remote:        removed 1 package (the devDependencies in package-lock.json)"
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +56,7 @@ def test_first_push_installs_builds_and_the_app_answers(platform: Platform, repo
         "remote:        Installing node modules with npm ci (package-lock.json)",
         "remote:        > node build.js",
         "remote: -----> Pruning devDependencies",
+        PRUNED_LINE,
         "remote:        Default types for buildpack -> web",
     ):
         assert expected in push.stderr, push.stderr
@@ -141,6 +144,7 @@ def test_on_runc_the_app_builds_in_a_container_and_redeploys_reusing_node_module
     commit_change(repo, "server.js", '"one"', '"two"', "code only")
     push = runc_platform.git("push", remote, "main", cwd=repo)
     assert REUSE_LINE in push.stderr, push.stderr
+    assert PRUNED_LINE in push.stderr, push.stderr
     assert page(runc_platform) == PAGE.format(code="two")
 
 
