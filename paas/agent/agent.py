@@ -39,6 +39,7 @@ import redis
 from paas import appjson, events, keys, logs, releases, routes
 from paas import sizes as dyno_sizes
 from paas.agent import health, phases, state
+from paas.agent.watch import Watch
 from paas.image import ImageStore, gc
 from paas.runtime import Driver, DynoSpec, RunningDyno
 from paas.runtime.ocispec import Limits
@@ -54,6 +55,8 @@ GC_INTERVAL = float(os.environ.get("PAAS_GC_INTERVAL", "600"))
 #: Apps found converged are skipped while nothing about them changes; all are looked at
 #: again this often anyway, so nothing missed can stay missed.
 FULL_PASS = 30.0
+#: How often each dyno's memory is sampled for `paas ps` and the dashboard's metrics.
+USAGE_INTERVAL = 10.0
 #: A dyno up this long before crashing starts its backoff afresh.
 BACKOFF_RESET_AFTER = 600.0
 TAIL_LINES = 20
@@ -75,6 +78,7 @@ class Dyno:
     grace: float = 30.0  # the app's stop timeout when the dyno started
     ready: bool = True  # False while a readiness check fails: out of the route
     periodic: health.Periodic | None = None  # liveness and readiness checks, once up
+    memory_bytes: int | None = None  # resident memory of its processes, sampled
 
     @property
     def gen(self) -> Generation:
@@ -95,6 +99,7 @@ class Dyno:
             "exit_code": self.exit_code,
             "port": self.spec.port,
             "ready": self.ready,
+            "memory_bytes": self.memory_bytes,
         })
 
 
@@ -107,7 +112,7 @@ def free_port() -> int:
 accepts_connections = health.accepts_connections
 
 
-class Agent:
+class Agent(Watch):
     def __init__(
         self,
         store: Store,
@@ -134,6 +139,7 @@ class Agent:
         self._failed_gen: dict[str, Generation] = {}
         self._converged: dict[str, str | None] = {}  # app -> fingerprint when last settled
         self._next_full_pass = 0.0
+        self._next_usage = 0.0
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._next_gc = time.monotonic() + 60
@@ -149,6 +155,9 @@ class Agent:
                 self._take_requests()
                 self.converge_all()
                 self._check_health()
+                if time.monotonic() >= self._next_usage:
+                    self._next_usage = time.monotonic() + USAGE_INTERVAL
+                    self._sample_usage()
                 if time.monotonic() >= self._next_gc:
                     self._next_gc = time.monotonic() + GC_INTERVAL
                     self._spawn("(image gc)", self.collect_garbage)
@@ -176,77 +185,6 @@ class Agent:
             except (redis.RedisError, OSError) as exc:
                 log.warning("wake listener: %s; retrying", exc)
                 time.sleep(1)
-
-    def _take_requests(self) -> None:
-        """Dynos users asked to stop (`paas ps:stop web.2` or a whole type): each is drained
-        and stopped; one the formation still wants is replaced, as on Heroku."""
-        while (raw := self.r.lpop(keys.agent_requests())) is not None:
-            try:
-                request = json.loads(raw)
-                app_name, target = str(request["app"]), str(request["dyno"])
-            except (ValueError, KeyError, TypeError):
-                log.warning("ignoring a malformed agent request: %r", raw)
-                continue
-            with self._lock:
-                chosen = [d for d in self.dynos.get(app_name, []) if d.state != "stopping"
-                          and target in (d.spec.name, d.spec.type)]
-            for dyno in chosen:
-                logs.append(self.r, app_name, "paas", dyno.spec.name,
-                            f"Stopping {dyno.spec.name}, as asked")
-                self._stop_in_background(app_name, dyno)
-
-    def _check_health(self) -> None:
-        """Start the liveness and readiness checks that are due, a thread per dyno."""
-        now = time.monotonic()
-        with self._lock:
-            due = [(app, d) for app, ds in self.dynos.items() for d in ds
-                   if d.state == "up" and d.periodic is not None and d.periodic.due_now(now)]
-        for app_name, dyno in due:
-            self._spawn(f"(health) {dyno.spec.id}", self._run_periodic, app_name, dyno)
-
-    def _run_periodic(self, app_name: str, dyno: Dyno) -> None:
-        periodic = dyno.periodic
-        assert periodic is not None
-        for i, check in periodic.due_now(time.monotonic()):
-            if dyno.state != "up":
-                return
-            port = check.port or dyno.spec.port
-            failure = health.probe(check, port, self._host(app_name)) if port else None
-            reached = periodic.record(i, failure, time.monotonic())
-            if failure:
-                logs.append(self.r, app_name, "paas", dyno.spec.name,
-                            f"{check.label} failed ({periodic.failures[i]} of "
-                            f"{check.attempts}): {failure}")
-            if check.type == "readiness":
-                self._set_ready(app_name, dyno, not periodic.failing("readiness"), failure)
-            elif reached:
-                self._restart_unhealthy(app_name, dyno, f"failed its {check.label}: {failure}")
-                return
-
-    def _set_ready(self, app_name: str, dyno: Dyno, ready: bool, failure: str | None) -> None:
-        with self._lock:
-            if dyno.ready == ready:
-                return
-            dyno.ready = ready
-        self._publish_route(app_name, None)
-        if ready:
-            events.emit(self.r, app_name, events.DYNO_HEALTHY, proc=dyno.spec.name,
-                        release=f"v{dyno.spec.release}")
-        else:
-            events.emit(self.r, app_name, events.DYNO_UNHEALTHY, proc=dyno.spec.name,
-                        reason=json.dumps(f"out of the route: {failure}"))
-
-    def _restart_unhealthy(self, app_name: str, dyno: Dyno, reason: str) -> None:
-        """A liveness check gave up on the dyno: stop it and restart it like a crash."""
-        with self._lock:
-            dyno.state = "unhealthy"  # neither reaped nor routed while it stops
-            was_routed, dyno.routed = dyno.routed, False
-        if was_routed:
-            self._publish_route(app_name, None)
-        events.emit(self.r, app_name, events.DYNO_UNHEALTHY, proc=dyno.spec.name,
-                    reason=json.dumps(f"restarting: {reason}"))
-        code = self.driver.stop(dyno.run, dyno.grace) if dyno.run is not None else None
-        self._mark_crashed(app_name, dyno, code)
 
     def converge_all(self) -> None:
         """Work on each app whose wanted state changed, or whose dynos need attention,

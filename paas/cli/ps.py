@@ -56,6 +56,10 @@ def format_dynos(dynos: Sequence[Mapping[str, Any]]) -> str:
                 parts.append(f"(v{dyno['release']})")
             if dyno.get("state") == "crashed" and dyno.get("exit_code") is not None:
                 parts.append(f"exit code {dyno['exit_code']}")
+            if dyno.get("state") == "up" and dyno.get("ready") is False:
+                parts.append("out of the route (readiness check failing)")
+            if isinstance(dyno.get("memory_bytes"), int):
+                parts.append(f"{dyno['memory_bytes'] / 2**20:.0f} MB")
             lines.append(" ".join(parts))
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)

@@ -233,6 +233,10 @@ def test_scaling_down_stops_exactly_the_extra_dynos(platform: Platform, workdir:
     assert after[0]["started_at"] == before["web.1"]["started_at"]  # web.1 untouched
     for name in ("web.2", "web.3"):
         assert not _listening(before[name]["port"]), f"{name} still answers"
+    # the agent samples each dyno's memory for `paas ps` and the dashboard
+    wait_until(lambda: (dynos(platform, app)[0].get("memory_bytes") or 0) > 1 << 20,
+               timeout=30, what="web.1's memory to be sampled")
+    assert re.search(r"web\.1: up .* \d+ MB", platform.cli("ps", "-a", app).stdout)
 
 
 def _listening(port: int) -> bool:
