@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from paas.errors import Conflict, NotFound
+from paas.store_accounts import ACCOUNTS_MIGRATION, AccountsMixin
 
 MIGRATIONS: list[str] = [
     """
@@ -140,6 +141,8 @@ MIGRATIONS: list[str] = [
     ALTER TABLE apps ADD COLUMN boot_timeout INTEGER;
     ALTER TABLE apps ADD COLUMN stop_timeout INTEGER;
     """,
+    # Accounts: the audit log, a faster "apps I collaborate on", tokens' last use.
+    ACCOUNTS_MIGRATION,
 ]
 
 #: Apps' uids start here, well above any host account.
@@ -205,7 +208,7 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class Store:
+class Store(AccountsMixin):
     """All SQL of the platform. One instance per process; safe across threads."""
 
     def __init__(self, path: Path | str) -> None:

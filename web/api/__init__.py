@@ -6,20 +6,24 @@ meet is a PaasError and leaves as `{"id": ..., "message": ...}` with its status.
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 
 import redis
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
+from paas import permissions
 from paas.config import Settings
-from paas.errors import NotFound, PaasError, Unauthorized
-from paas.store import App, Store
+from paas.errors import PaasError, Unauthorized
+from paas.store import App, Store, User
 
 api = Blueprint("api", __name__, url_prefix="/api")
 
 PUBLIC_ENDPOINTS = {"api.health"}
+#: Endpoints that also take a user name and password (HTTP basic auth): logging in.
+PASSWORD_ENDPOINTS = {"api.create_token"}
 
 
 def store() -> Store:
@@ -38,11 +42,16 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z") if ts else None
 
 
-def app_for_request(name: str) -> App:
-    """The named app, if the caller may reach it; otherwise 404 (never revealing it exists)."""
-    app = store().find_app(name)
-    if app is None or not store().can_access(g.user, app):
-        raise NotFound(f"no app named {name!r}; `paas apps` lists yours")
+def app_for_request(name: str, action: str | None = None) -> App:
+    """The named app, if the caller may do `action` to it (paas.permissions): otherwise
+    404 when they cannot see it (never revealing it exists), 403 when they can.
+
+    Without an action a read (GET) needs `view` and anything else `owner`, so an
+    endpoint that forgets to say fails closed."""
+    if action is None:
+        action = "read" if request.method in ("GET", "HEAD") else "manage"
+    app = permissions.authorize(store(), g.user, name, action)
+    g.audit_app = (app, action)
     return app
 
 
@@ -50,14 +59,52 @@ def app_for_request(name: str) -> App:
 def authenticate() -> None:
     if request.endpoint in PUBLIC_ENDPOINTS:
         return
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    user = store().user_for_token(token.strip()) if scheme.lower() == "bearer" else None
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    user = None
+    if scheme.lower() == "bearer":
+        user = store().user_for_api_token(credentials.strip())
+    elif scheme.lower() == "basic" and request.endpoint in PASSWORD_ENDPOINTS:
+        user = _password_user(credentials.strip())
     if user is None:
         raise Unauthorized(
             "missing or invalid API token: send `Authorization: Bearer TOKEN` "
             "(`paas login` stores one)"
         )
     g.user = user
+
+
+def _password_user(credentials: str) -> User | None:
+    """The user of HTTP basic `name:password`; only the login endpoint accepts it, so a
+    password never works where a token is expected (git, scripts)."""
+    try:
+        name, _, password = base64.b64decode(credentials, validate=True).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not name or not password:
+        return None
+    user = store().user_for_password(name, password)
+    if user is None:
+        raise Unauthorized("wrong user name or password")
+    return user
+
+
+@api.after_request
+def audit(response: Response) -> Response:
+    """Every change to an app that succeeded goes to its audit log, whoever made it."""
+    target = g.get("audit_app")
+    if target is None or request.method in ("GET", "HEAD") or response.status_code >= 400:
+        return response
+    app, action = target
+    detail: dict = {"request": f"{request.method} {request.path}"}
+    body = request.get_json(silent=True) if (request.content_length or 0) < 4096 else None
+    if isinstance(body, dict) and body:
+        # Config values are secrets: only which keys changed is kept.
+        detail["body"] = sorted(body) if action.startswith("config") else body
+    if "Paas-Release" in response.headers:
+        detail["release"] = response.headers["Paas-Release"]
+    endpoint = (request.endpoint or "").removeprefix("api.")
+    store().record_audit(app.name, g.user, endpoint, detail)
+    return response
 
 
 @api.errorhandler(PaasError)
@@ -77,4 +124,4 @@ def http_error(exc: HTTPException) -> ResponseReturnValue:
     return jsonify({"id": ids.get(exc.code or 500, "error"), "message": message}), exc.code
 
 
-from web.api import apps, buildpacks, deploys, health, images, run  # noqa: E402, F401 - registers the routes
+from web.api import accounts, apps, buildpacks, deploys, health, images, run  # noqa: E402, F401 - registers the routes

@@ -86,6 +86,7 @@ def create_app() -> ResponseReturnValue:
     if name is not None and not isinstance(name, str):
         raise InvalidInput("name must be a string")
     app = app_ops.create(settings(), store(), rds(), g.user, name or None)
+    g.audit_app = (app, "create")
     return jsonify(app_json(app)), 201
 
 
@@ -96,7 +97,7 @@ def get_app(name: str) -> ResponseReturnValue:
 
 @api.delete("/apps/<name>")
 def destroy_app(name: str) -> ResponseReturnValue:
-    app = app_for_request(name)
+    app = app_for_request(name, "destroy")
     body = app_json(app)
     app_ops.destroy(settings(), store(), rds(), app)
     return jsonify(body)
@@ -138,7 +139,7 @@ def get_release(name: str, version: str) -> ResponseReturnValue:
 
 @api.post("/apps/<name>/releases")
 def rollback(name: str) -> ResponseReturnValue:
-    app = app_for_request(name)
+    app = app_for_request(name, "rollback")
     wanted = _body().get("release")
     version = _version(str(wanted)) if wanted is not None else None
     release = releases.rollback(store(), rds(), app, g.user, version)
@@ -155,12 +156,12 @@ def _version(text: str) -> int:
 # --- config vars ----------------------------------------------------------------------
 @api.get("/apps/<name>/config-vars")
 def get_config(name: str) -> ResponseReturnValue:
-    return jsonify(store().config_vars(app_for_request(name)))
+    return jsonify(store().config_vars(app_for_request(name, "config:read")))
 
 
 @api.patch("/apps/<name>/config-vars")
 def update_config(name: str) -> ResponseReturnValue:
-    app = app_for_request(name)
+    app = app_for_request(name, "config:write")
     changes = _body()
     if not changes:
         raise InvalidInput("give at least one config var to set or unset")
@@ -205,7 +206,7 @@ def get_formation(name: str) -> ResponseReturnValue:
 
 @api.patch("/apps/<name>/formation")
 def update_formation(name: str) -> ResponseReturnValue:
-    app = app_for_request(name)
+    app = app_for_request(name, "scale")
     updates = _body().get("updates")
     if not isinstance(updates, list) or not updates:
         raise InvalidInput('send {"updates": [{"type": "web", "quantity": 2}]}')
@@ -250,7 +251,7 @@ def list_dynos(name: str) -> ResponseReturnValue:
 
 @api.delete("/apps/<name>/dynos")
 def restart_dynos(name: str) -> ResponseReturnValue:
-    app = app_for_request(name)
+    app = app_for_request(name, "scale")
     seq = store().bump_restart(app)
     releases.wake_agent(rds())
     return jsonify({"restart": seq}), 202

@@ -27,7 +27,7 @@ def list_buildpacks(name: str) -> ResponseReturnValue:
 
 @api.put("/apps/<name>/buildpack-installations")
 def set_buildpacks(name: str) -> ResponseReturnValue:
-    app = app_for_request(name)
+    app = app_for_request(name, "settings")
     body = request.get_json(silent=True)
     updates = body.get("updates") if isinstance(body, dict) else None
     if not isinstance(updates, list):
@@ -47,6 +47,6 @@ def set_buildpacks(name: str) -> ResponseReturnValue:
 
 @api.delete("/apps/<name>/build-cache")
 def purge_build_cache(name: str) -> ResponseReturnValue:
-    app = app_for_request(name)
+    app = app_for_request(name, "settings")
     shutil.rmtree(settings().cache_dir / app.name, ignore_errors=True)
     return jsonify({"purged": True}), 202

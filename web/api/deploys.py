@@ -43,7 +43,7 @@ def get_settings(name: str) -> ResponseReturnValue:
 @api.patch("/apps/<name>/settings")
 def update_settings(name: str) -> ResponseReturnValue:
     """Set `boot_timeout` / `stop_timeout` in seconds (null: the platform's default)."""
-    app = app_for_request(name)
+    app = app_for_request(name, "settings")
     changes = _body()
     if not changes:
         raise InvalidInput('send {"boot_timeout": 120} and/or {"stop_timeout": 60}')
@@ -66,7 +66,7 @@ def update_settings(name: str) -> ResponseReturnValue:
 def stop_dyno(name: str, dyno: str) -> ResponseReturnValue:
     """Stop a dyno (`web.2`) or every dyno of a type (`web`); the agent drains each first.
     One the formation still wants is replaced by a fresh one, as on Heroku."""
-    app = app_for_request(name)
+    app = app_for_request(name, "scale")
     running = dyno_state.read(rds(), app.name)
     chosen = [d for d in running if dyno in (d.get("name"), d.get("type"))]
     if not chosen:

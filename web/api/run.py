@@ -58,7 +58,7 @@ class UpgradedResponse(Response):
 
 @api.post("/apps/<name>/dynos")
 def run_dyno(name: str) -> ResponseReturnValue:
-    app = app_for_request(name)
+    app = app_for_request(name, "run")
     body = _run_params()
     command = body.get("command")
     if not isinstance(command, str) or not command.strip():
