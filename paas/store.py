@@ -414,7 +414,9 @@ class Store(AccountsMixin):
         return self.build(cur.lastrowid)
 
     def build(self, build_id: int) -> Build:
-        row = self._conn().execute(self._BUILD_SELECT + " WHERE b.id = ?", (build_id,)).fetchone()
+        # An id past SQLite's 64-bit integers (a URL can carry any) is simply not there.
+        row = self._conn().execute(self._BUILD_SELECT + " WHERE b.id = ?",
+                                   (build_id,)).fetchone() if build_id < 2**63 else None
         if row is None:
             raise NotFound(f"no build {build_id}")
         return self._build(row)
@@ -511,7 +513,7 @@ class Store(AccountsMixin):
     def release(self, app: App, version: int) -> Release:
         row = self._conn().execute(
             self._RELEASE_SELECT + " WHERE r.app_id = ? AND r.version = ?", (app.id, version)
-        ).fetchone()
+        ).fetchone() if version < 2**63 else None
         if row is None:
             raise NotFound(f"{app.name} has no release v{version}; `paas releases` lists them")
         return self._release(row)

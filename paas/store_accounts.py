@@ -157,10 +157,12 @@ class AccountsMixin:
                 for r in rows]
 
     def revoke_token(self, user: User, token_id: int) -> None:
-        with self._tx() as c:
-            cur = c.execute("DELETE FROM tokens WHERE id = ? AND user_id = ?",
-                            (token_id, user.id))
-        if cur.rowcount == 0:
+        removed = 0
+        if token_id < 2**63:  # past SQLite's integers no token can be
+            with self._tx() as c:
+                removed = c.execute("DELETE FROM tokens WHERE id = ? AND user_id = ?",
+                                    (token_id, user.id)).rowcount
+        if removed == 0:
             raise NotFound(f"you have no token {token_id}; `paas tokens` lists yours")
 
     def user_for_api_token(self, token: str) -> User | None:

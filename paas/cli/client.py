@@ -189,7 +189,14 @@ class ApiClient:
                 ) from exc
 
     def get(self, path: str, **params: Any) -> Any:
-        return self.request("GET", path, params=params or None)[0]
+        """The answer's JSON; a list cut into pages (206 with Next-Range) comes whole."""
+        body, resp = self.request("GET", path, params=params or None)
+        while resp.status_code == 206 and isinstance(body, list) and resp.headers.get(
+                "Next-Range"):
+            more, resp = self.request("GET", path, params=params or None,
+                                      headers={"Range": resp.headers["Next-Range"]})
+            body.extend(more or [])
+        return body
 
     def post(self, path: str, body: Any = None) -> Any:
         return self.request("POST", path, json=body if body is not None else {})[0]

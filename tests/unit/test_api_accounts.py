@@ -278,8 +278,9 @@ def test_api_permission_matrix(env: Env, user: str, action: str, method: str, pa
             "nothere", "hello")
 
 
-ROLES_NEEDED = {"read": "view", "config:read": "deploy", "config:write": "deploy",
-                "rollback": "deploy", "scale": "deploy", "run": "deploy", "settings": "deploy",
+ROLES_NEEDED = {"read": "view", "config:read": "deploy", "deploy": "deploy",
+                "config:write": "deploy", "rollback": "deploy", "scale": "deploy",
+                "run": "deploy", "settings": "deploy",
                 "manage": "owner", "transfer": "owner", "audit": "owner", "destroy": "owner"}
 
 

@@ -7,6 +7,9 @@ meet is a PaasError and leaves as `{"id": ..., "message": ...}` with its status.
 from __future__ import annotations
 
 import base64
+import hashlib
+import os
+import time
 from datetime import UTC, datetime
 
 import redis
@@ -14,14 +17,15 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from paas import permissions
+from paas import keys, permissions
 from paas.config import Settings
-from paas.errors import PaasError, Unauthorized
+from paas.errors import PaasError, PayloadTooLarge, RateLimited, Unauthorized
 from paas.store import App, Store, User
+from web.api import paging, schema
 
 api = Blueprint("api", __name__, url_prefix="/api")
 
-PUBLIC_ENDPOINTS = {"api.health"}
+PUBLIC_ENDPOINTS = {"api.health", "api.openapi_document"}
 #: Endpoints that also take a user name and password (HTTP basic auth): logging in.
 PASSWORD_ENDPOINTS = {"api.create_token"}
 
@@ -51,8 +55,29 @@ def app_for_request(name: str, action: str | None = None) -> App:
     if action is None:
         action = "read" if request.method in ("GET", "HEAD") else "manage"
     app = permissions.authorize(store(), g.user, name, action)
+    pending = g.pop("pending_body", None)
+    if pending is not None:
+        schema.validate_body(pending)
     g.audit_app = (app, action)
     return app
+
+
+#: Bytes a JSON request body may have; uploads (UPLOAD_ENDPOINTS) may have more.
+MAX_BODY = 1024 * 1024
+UPLOAD_ENDPOINTS: set[str] = set()
+#: API requests a token may make per RATE_WINDOW seconds (PAAS_API_RATE; 0: no limit).
+DEFAULT_RATE = 1200
+RATE_WINDOW = 60
+
+
+@api.before_request
+def limit_body() -> None:
+    if request.endpoint in UPLOAD_ENDPOINTS:
+        return
+    # Also caps a chunked body, which has no Content-Length to check up front.
+    request.max_content_length = MAX_BODY
+    if (request.content_length or 0) > MAX_BODY:
+        raise PayloadTooLarge(f"the request body is over {MAX_BODY // 1024} KiB")
 
 
 @api.before_request
@@ -60,6 +85,7 @@ def authenticate() -> None:
     if request.endpoint in PUBLIC_ENDPOINTS:
         return
     scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    rate_limit(scheme.lower(), credentials.strip())
     user = None
     if scheme.lower() == "bearer":
         user = store().user_for_api_token(credentials.strip())
@@ -71,6 +97,33 @@ def authenticate() -> None:
             "(`paas login` stores one)"
         )
     g.user = user
+
+
+def rate_limit(scheme: str, credentials: str) -> None:
+    """At most PAAS_API_RATE requests a minute per token (per user name when logging in
+    with a password, so guessing passwords is as slow), counted in Redis."""
+    limit = int(os.environ.get("PAAS_API_RATE") or DEFAULT_RATE)
+    if limit <= 0 or not credentials:
+        return
+    if scheme == "basic":
+        try:
+            identity = "login:" + base64.b64decode(credentials).decode().partition(":")[0]
+        except (ValueError, UnicodeDecodeError):
+            return
+    else:
+        identity = hashlib.sha256(credentials.encode()).hexdigest()[:24]
+    now = time.time()
+    window = int(now // RATE_WINDOW)
+    key = keys.api_rate(hashlib.sha256(identity.encode()).hexdigest()[:24], window)
+    try:
+        with rds().pipeline() as pipe:
+            count = pipe.incr(key).expire(key, RATE_WINDOW * 2).execute()[0]
+    except redis.RedisError:
+        return  # no Redis, no limit: the API keeps answering what it can
+    if count > limit:
+        retry = max(1, int((window + 1) * RATE_WINDOW - now + 0.999))
+        raise RateLimited(f"more than {limit} requests a minute with this token; "
+                          f"try again in {retry} s", retry)
 
 
 def _password_user(credentials: str) -> User | None:
@@ -107,9 +160,24 @@ def audit(response: Response) -> Response:
     return response
 
 
+@api.after_request
+def etag(response: Response) -> Response:
+    return paging.conditional(response)
+
+
 @api.errorhandler(PaasError)
 def paas_error(exc: PaasError) -> ResponseReturnValue:
-    return jsonify(exc.to_dict()), exc.status
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else {}
+    return jsonify(exc.to_dict()), exc.status, headers
+
+
+@api.get("/openapi.json")
+def openapi_document() -> ResponseReturnValue:
+    """The OpenAPI 3.1 document of this API, made from its code."""
+    document = current_app.extensions.get("paas_openapi")
+    if document is None:
+        document = current_app.extensions["paas_openapi"] = schema.openapi(current_app)
+    return jsonify(document)
 
 
 @api.app_errorhandler(HTTPException)
@@ -117,7 +185,8 @@ def http_error(exc: HTTPException) -> ResponseReturnValue:
     # Registered app-wide because a path that matches no route never reaches the blueprint.
     if not request.path.startswith("/api/"):
         return exc
-    ids = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
+    ids = {404: "not_found", 405: "method_not_allowed", 400: "bad_request",
+           413: "payload_too_large"}
     message = exc.description or exc.name
     if exc.code == 404:
         message = f"no such API path {request.path}; see docs/api.md"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from typing import Any
 
 from flask import g, jsonify, request
 from flask.typing import ResponseReturnValue
@@ -13,7 +14,10 @@ from paas.errors import Forbidden, InvalidInput, NotFound
 from paas.store import App, User
 from paas.store_accounts import ROLES, AuditEntry, TokenInfo
 from web.api import api, app_for_request, iso, store
+from web.api import models as m
 from web.api.apps import _body
+from web.api.paging import paginate
+from web.api.schema import spec
 
 #: A user name: lowercase letters, digits and `._@-`, so an email address is one too.
 USER_NAME = re.compile(r"^[a-z0-9][a-z0-9._@+-]{1,63}$")
@@ -67,11 +71,13 @@ def audit_json(entry: AuditEntry) -> dict:
 
 # --- the caller's account -----------------------------------------------------------
 @api.get("/account")
+@spec(response=m.Account)
 def get_account() -> ResponseReturnValue:
     return jsonify({"name": g.user.name, "is_admin": g.user.is_admin})
 
 
 @api.patch("/account")
+@spec(body=m.AccountPatch, response=m.Account)
 def update_account() -> ResponseReturnValue:
     """Change one's password: {"password": new, "current_password": old}."""
     body = _only(_body(), "password", "current_password")
@@ -83,11 +89,13 @@ def update_account() -> ResponseReturnValue:
 
 
 @api.get("/account/tokens")
+@spec(response=list[m.Token])
 def list_tokens() -> ResponseReturnValue:
-    return jsonify([token_json(t) for t in store().tokens(g.user)])
+    return paginate([token_json(t) for t in store().tokens(g.user)], ("id",))
 
 
 @api.post("/account/tokens")
+@spec(body=m.TokenCreate, response=m.TokenCreated, status=201)
 def create_token() -> ResponseReturnValue:
     """A new API token, shown this once. Also the login: it accepts name and password."""
     body = _only(_body(), "description")
@@ -97,6 +105,7 @@ def create_token() -> ResponseReturnValue:
 
 
 @api.delete("/account/tokens/<int:token_id>")
+@spec(response=dict[str, Any])
 def revoke_token(token_id: int) -> ResponseReturnValue:
     store().revoke_token(g.user, token_id)
     return jsonify({"id": token_id, "revoked": True})
@@ -109,12 +118,15 @@ def _admin() -> None:
 
 
 @api.get("/users")
+@spec(response=list[m.Account])
 def list_users() -> ResponseReturnValue:
     _admin()
-    return jsonify([{"name": u.name, "is_admin": u.is_admin} for u in store().users()])
+    return paginate([{"name": u.name, "is_admin": u.is_admin} for u in store().users()],
+                    ("name",))
 
 
 @api.post("/users")
+@spec(body=m.UserCreate, response=m.UserCreated, status=201)
 def create_user() -> ResponseReturnValue:
     """{"name", "is_admin"?, "password"?}: without a password one is made and shown once."""
     _admin()
@@ -144,11 +156,13 @@ def _collaborators(app: App) -> list[dict]:
 
 
 @api.get("/apps/<name>/collaborators")
+@spec(response=list[m.Collaborator])
 def list_collaborators(name: str) -> ResponseReturnValue:
     return jsonify(_collaborators(app_for_request(name)))
 
 
 @api.post("/apps/<name>/collaborators")
+@spec(body=m.CollaboratorCreate, response=list[m.Collaborator], status=201)
 def create_collaborator(name: str) -> ResponseReturnValue:
     """{"user": NAME, "role": "view|deploy|owner"} (role default: deploy)."""
     app = app_for_request(name, "manage")
@@ -158,6 +172,7 @@ def create_collaborator(name: str) -> ResponseReturnValue:
 
 
 @api.patch("/apps/<name>/collaborators/<user>")
+@spec(body=m.CollaboratorPatch, response=list[m.Collaborator])
 def update_collaborator(name: str, user: str) -> ResponseReturnValue:
     app = app_for_request(name, "manage")
     body = _only(_body(), "role")
@@ -168,6 +183,7 @@ def update_collaborator(name: str, user: str) -> ResponseReturnValue:
 
 
 @api.delete("/apps/<name>/collaborators/<user>")
+@spec(response=dict[str, Any])
 def delete_collaborator(name: str, user: str) -> ResponseReturnValue:
     """Owners remove anyone; any collaborator may remove themselves (leave the app)."""
     app = app_for_request(name, "read" if user == g.user.name else "manage")
@@ -176,6 +192,7 @@ def delete_collaborator(name: str, user: str) -> ResponseReturnValue:
 
 
 @api.post("/apps/<name>/transfer")
+@spec(body=m.Transfer, response=dict[str, str])
 def transfer_app(name: str) -> ResponseReturnValue:
     """{"owner": NAME}: the new owner; the previous one stays on as a deploy collaborator."""
     app = app_for_request(name, "transfer")
@@ -185,6 +202,8 @@ def transfer_app(name: str) -> ResponseReturnValue:
 
 
 @api.get("/apps/<name>/audit")
+@spec(response=list[m.AuditEntry],
+      query={"limit": {"type": "integer", "minimum": 1, "maximum": 1000}})
 def list_audit(name: str) -> ResponseReturnValue:
     """Who did what, newest first: ?limit=N (default 100, at most 1000)."""
     app = app_for_request(name, "audit")

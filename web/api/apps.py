@@ -14,6 +14,9 @@ from paas.agent import state as dyno_state
 from paas.errors import InvalidInput
 from paas.store import App, Build, Release
 from web.api import api, app_for_request, iso, rds, settings, store
+from web.api import models as m
+from web.api.paging import paginate
+from web.api.schema import spec
 
 
 def _body() -> dict:
@@ -76,11 +79,13 @@ def release_json(release: Release, current: Release | None) -> dict:
 
 # --- apps ---------------------------------------------------------------------------
 @api.get("/apps")
+@spec(response=list[m.App])
 def list_apps() -> ResponseReturnValue:
-    return jsonify([app_json(a) for a in store().apps(g.user)])
+    return paginate([app_json(a) for a in store().apps(g.user)], ("name", "created_at"))
 
 
 @api.post("/apps")
+@spec(body=m.AppCreate, response=m.App, status=201)
 def create_app() -> ResponseReturnValue:
     name = _body().get("name")
     if name is not None and not isinstance(name, str):
@@ -91,11 +96,13 @@ def create_app() -> ResponseReturnValue:
 
 
 @api.get("/apps/<name>")
+@spec(response=m.App)
 def get_app(name: str) -> ResponseReturnValue:
     return jsonify(app_json(app_for_request(name)))
 
 
 @api.delete("/apps/<name>")
+@spec(response=m.App)
 def destroy_app(name: str) -> ResponseReturnValue:
     app = app_for_request(name, "destroy")
     body = app_json(app)
@@ -105,17 +112,20 @@ def destroy_app(name: str) -> ResponseReturnValue:
 
 # --- builds -------------------------------------------------------------------------
 @api.get("/apps/<name>/builds")
+@spec(response=list[m.Build])
 def list_builds(name: str) -> ResponseReturnValue:
     app = app_for_request(name)
     return jsonify([build_json(b) for b in store().builds(app)])
 
 
 @api.get("/apps/<name>/builds/<int:build_id>")
+@spec(response=m.Build)
 def get_build(name: str, build_id: int) -> ResponseReturnValue:
     return jsonify(build_json(store().app_build(app_for_request(name), build_id)))
 
 
 @api.get("/apps/<name>/builds/<int:build_id>/output")
+@spec(response=str, media_type="text/plain")
 def build_output(name: str, build_id: int) -> Response:
     build = store().app_build(app_for_request(name), build_id)
     text = store().build_output(build.id) or ""
@@ -124,6 +134,7 @@ def build_output(name: str, build_id: int) -> Response:
 
 # --- releases -----------------------------------------------------------------------
 @api.get("/apps/<name>/releases")
+@spec(response=list[m.Release])
 def list_releases(name: str) -> ResponseReturnValue:
     app = app_for_request(name)
     current = store().current_release(app)
@@ -131,6 +142,7 @@ def list_releases(name: str) -> ResponseReturnValue:
 
 
 @api.get("/apps/<name>/releases/<version>")
+@spec(response=m.Release)
 def get_release(name: str, version: str) -> ResponseReturnValue:
     app = app_for_request(name)
     release = store().release(app, _version(version))
@@ -138,6 +150,7 @@ def get_release(name: str, version: str) -> ResponseReturnValue:
 
 
 @api.post("/apps/<name>/releases")
+@spec(body=m.ReleaseCreate, response=m.Release, status=201)
 def rollback(name: str) -> ResponseReturnValue:
     app = app_for_request(name, "rollback")
     wanted = _body().get("release")
@@ -155,11 +168,13 @@ def _version(text: str) -> int:
 
 # --- config vars ----------------------------------------------------------------------
 @api.get("/apps/<name>/config-vars")
+@spec(response=dict[str, str])
 def get_config(name: str) -> ResponseReturnValue:
     return jsonify(store().config_vars(app_for_request(name, "config:read")))
 
 
 @api.patch("/apps/<name>/config-vars")
+@spec(body=m.ConfigVarsPatch, response=dict[str, str])
 def update_config(name: str) -> ResponseReturnValue:
     app = app_for_request(name, "config:write")
     changes = _body()
@@ -200,11 +215,13 @@ def _formation_json(app: App) -> list[dict]:
 
 
 @api.get("/apps/<name>/formation")
+@spec(response=list[m.FormationEntry])
 def get_formation(name: str) -> ResponseReturnValue:
     return jsonify(_formation_json(app_for_request(name)))
 
 
 @api.patch("/apps/<name>/formation")
+@spec(body=m.FormationPatch, response=list[m.FormationEntry])
 def update_formation(name: str) -> ResponseReturnValue:
     app = app_for_request(name, "scale")
     updates = _body().get("updates")
@@ -241,6 +258,7 @@ def update_formation(name: str) -> ResponseReturnValue:
 
 
 @api.get("/apps/<name>/dynos")
+@spec(response=list[m.Dyno])
 def list_dynos(name: str) -> ResponseReturnValue:
     app = app_for_request(name)
     dynos = dyno_state.read(rds(), app.name)
@@ -250,6 +268,7 @@ def list_dynos(name: str) -> ResponseReturnValue:
 
 
 @api.delete("/apps/<name>/dynos")
+@spec(response=dict[str, int], status=202)
 def restart_dynos(name: str) -> ResponseReturnValue:
     app = app_for_request(name, "scale")
     seq = store().bump_restart(app)
@@ -259,6 +278,8 @@ def restart_dynos(name: str) -> ResponseReturnValue:
 
 # --- logs ---------------------------------------------------------------------------------
 @api.get("/apps/<name>/log-session")
+@spec(response=str, media_type="text/plain",
+      query={"lines": {"type": "integer", "minimum": 1, "maximum": logs.MAX_LINES}})
 def log_session(name: str) -> Response:
     app = app_for_request(name)
     lines = request.args.get("lines", "100")
