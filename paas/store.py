@@ -21,6 +21,7 @@ from typing import Any
 
 from paas.errors import Conflict, NotFound
 from paas.store_accounts import ACCOUNTS_MIGRATION, AccountsMixin
+from paas.store_sources import SOURCES_MIGRATION, SourcesMixin
 
 MIGRATIONS: list[str] = [
     """
@@ -143,6 +144,8 @@ MIGRATIONS: list[str] = [
     """,
     # Accounts: the audit log, a faster "apps I collaborate on", tokens' last use.
     ACCOUNTS_MIGRATION,
+    # Builds from a source tarball (URL or upload) rather than a git push.
+    SOURCES_MIGRATION,
 ]
 
 #: Apps' uids start here, well above any host account.
@@ -208,7 +211,7 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class Store(AccountsMixin):
+class Store(AccountsMixin, SourcesMixin):
     """All SQL of the platform. One instance per process; safe across threads."""
 
     def __init__(self, path: Path | str) -> None:

@@ -193,4 +193,4 @@ def http_error(exc: HTTPException) -> ResponseReturnValue:
     return jsonify({"id": ids.get(exc.code or 500, "error"), "message": message}), exc.code
 
 
-from web.api import accounts, apps, buildpacks, deploys, health, images, run  # noqa: E402, F401 - registers the routes
+from web.api import accounts, apps, buildpacks, builds, deploys, health, images, run  # noqa: E402, F401 - registers the routes

@@ -74,6 +74,16 @@ class RunCreate(Body):
     size: list[int] | None = Field(default=None, min_length=2, max_length=2)
 
 
+class SourceBlob(Body):
+    url: str = Field(min_length=1, max_length=4096, description="an http(s) tarball URL")
+    version: str | None = Field(default=None, max_length=64,
+                                description="a label, e.g. the commit; default: tarball")
+
+
+class BuildCreate(Body):
+    source_blob: SourceBlob
+
+
 class AccountPatch(Body):
     password: str = Field(min_length=8, max_length=1024)
     current_password: str = Field(max_length=1024)
