@@ -179,3 +179,17 @@ def test_ids_past_sqlites_integers_are_not_found(client: FlaskClient, method: st
     client.post("/api/apps", json={"name": "hello"})
     answer = client.open(path, method=method)
     assert answer.status_code == 404 and answer.get_json()["id"] == "not_found"
+
+
+def test_the_apps_list_names_each_apps_current_release(client: FlaskClient,
+                                                       tmp_path: Path) -> None:
+    for name in ("alpha", "bravo"):
+        client.post("/api/apps", json={"name": name})
+    store = Store(tmp_path / "paas.db")
+    for version in (1, 2, 3):
+        release = store.create_release(store.app("alpha"), description="d", user=None,
+                                       config={}, slug="/s", process_types={})
+        store.set_release_status(release, "failed" if version == 3 else "succeeded")
+    listed = {a["name"]: a["release"] for a in client.get("/api/apps").get_json()}
+    assert listed == {"alpha": 2, "bravo": None}
+    assert client.get("/api/apps/alpha").get_json()["release"] == 2
