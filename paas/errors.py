@@ -20,6 +20,27 @@ class PaasError(Exception):
         return {"id": self.id, "message": self.message}
 
 
+class BadRequest(PaasError):
+    """A request that is not even well-formed (a body that is not JSON)."""
+
+    id = "bad_request"
+    status = 400
+
+
+class PayloadTooLarge(PaasError):
+    id = "payload_too_large"
+    status = 413
+
+
+class RateLimited(PaasError):
+    id = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class InvalidInput(PaasError):
     id = "invalid_params"
     status = 422

@@ -83,3 +83,8 @@ def heartbeat(component: str) -> str:
 def one_off_counter(app: str) -> str:
     """Counter: the number of the app's latest one-off dyno (`run.N`), from INCR."""
     return f"{PREFIX}:run:{app}:counter"
+
+
+def api_rate(identity: str, window: int) -> str:
+    """Counter of API requests by one token (or login name) in one rate-limit window."""
+    return f"{PREFIX}:ratelimit:{identity}:{window}"

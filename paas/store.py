@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from paas.errors import Conflict, NotFound
+from paas.store_accounts import ACCOUNTS_MIGRATION, AccountsMixin
 from paas.store_keys import SshKeyStore
 from paas.store_routing import RoutingStore
+from paas.store_sources import SOURCES_MIGRATION, SourcesMixin
 
 MIGRATIONS: list[str] = [
     """
@@ -177,6 +179,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX ssh_keys_user ON ssh_keys (user_id);
     """,
+    # Accounts: the audit log, a faster "apps I collaborate on", tokens' last use.
+    ACCOUNTS_MIGRATION,
+    # Builds from a source tarball (URL or upload) rather than a git push.
+    SOURCES_MIGRATION,
 ]
 
 #: Apps' uids start here, well above any host account.
@@ -242,11 +248,12 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class Store(RoutingStore, SshKeyStore):
+class Store(RoutingStore, SshKeyStore, AccountsMixin, SourcesMixin):
     """All SQL of the platform. One instance per process; safe across threads.
 
     Sections of it live in mixins: routing (domains, maintenance, certificates) in
-    paas.store_routing, users' SSH keys in paas.store_keys."""
+    paas.store_routing, users' SSH keys in paas.store_keys, accounts (audit log,
+    roles, tokens) in paas.store_accounts, source builds in paas.store_sources."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
@@ -451,7 +458,9 @@ class Store(RoutingStore, SshKeyStore):
         return self.build(cur.lastrowid)
 
     def build(self, build_id: int) -> Build:
-        row = self._conn().execute(self._BUILD_SELECT + " WHERE b.id = ?", (build_id,)).fetchone()
+        # An id past SQLite's 64-bit integers (a URL can carry any) is simply not there.
+        row = self._conn().execute(self._BUILD_SELECT + " WHERE b.id = ?",
+                                   (build_id,)).fetchone() if build_id < 2**63 else None
         if row is None:
             raise NotFound(f"no build {build_id}")
         return self._build(row)
@@ -548,7 +557,7 @@ class Store(RoutingStore, SshKeyStore):
     def release(self, app: App, version: int) -> Release:
         row = self._conn().execute(
             self._RELEASE_SELECT + " WHERE r.app_id = ? AND r.version = ?", (app.id, version)
-        ).fetchone()
+        ).fetchone() if version < 2**63 else None
         if row is None:
             raise NotFound(f"{app.name} has no release v{version}; `paas releases` lists them")
         return self._release(row)
@@ -581,6 +590,15 @@ class Store(RoutingStore, SshKeyStore):
             " FROM apps a"
         ).fetchall()
         return {row["name"]: "|".join(str(v) for v in tuple(row)[1:]) for row in rows}
+
+    def current_versions(self) -> dict[int, int]:
+        """App id -> the version of its current release, for every app in one query (an
+        apps list would otherwise ask once per app)."""
+        rows = self._conn().execute(
+            "SELECT app_id, MAX(version) AS version FROM releases WHERE status = 'succeeded'"
+            " GROUP BY app_id"
+        ).fetchall()
+        return {r["app_id"]: r["version"] for r in rows}
 
     def release_for_deploy(self, app: App) -> Release | None:
         """The release the app should run: the newest one that has not failed."""
@@ -699,19 +717,3 @@ class Store(RoutingStore, SshKeyStore):
         if row is None:
             raise NotFound(f"no app with id {app_id}")
         return self._app(row)
-
-    # --- reads for the dashboard -------------------------------------------------------
-    def password_hash(self, user_name: str) -> str | None:
-        """The user's stored password hash (None: no password set, or no such user)."""
-        row = self._conn().execute(
-            "SELECT password_hash FROM users WHERE name = ?", (user_name,)
-        ).fetchone()
-        return row["password_hash"] if row else None
-
-    def collaborators(self, app: App) -> list[tuple[str, str]]:
-        """The app's collaborators as (user name, role), by name; the owner is not listed."""
-        rows = self._conn().execute(
-            "SELECT u.name, c.role FROM collaborators c JOIN users u ON u.id = c.user_id"
-            " WHERE c.app_id = ? ORDER BY u.name", (app.id,)
-        ).fetchall()
-        return [(r["name"], r["role"]) for r in rows]

@@ -18,7 +18,7 @@ from pathlib import Path
 import redis
 
 from paas import appjson, events, procfile, releases
-from paas.build import buildpack, sources
+from paas.build import buildpack, source_blob, sources
 from paas.build.output import BuildOutput
 from paas.build.sandbox import BuildSandbox
 from paas.config import Settings, redis_client, settings
@@ -115,6 +115,10 @@ class Builder:
         return release
 
     def _checkout(self, dest: Path) -> None:
+        source = self.store.build_source(self.build.id)
+        if source is not None:
+            self._unpack_source(source, dest)
+            return
         dest.mkdir(parents=True)
         proc = subprocess.Popen(
             ["git", "--git-dir", str(self.s.repo_path(self.app.name)), "archive",
@@ -129,6 +133,21 @@ class Builder:
         if proc.returncode != 0:
             raise BuildFailed(f"could not check out {self.build.commit_sha[:7]}: "
                               f"{err.decode(errors='replace').strip()}")
+
+    def _unpack_source(self, source: str, dest: Path) -> None:
+        """A build from a tarball (POST /api/apps/APP/builds): an uploaded one, or one
+        fetched from its URL now."""
+        if source == source_blob.UPLOADED:
+            tarball = source_blob.upload_path(self.s, self.build.id)
+        else:
+            self.out.line(f"-----> Fetching source from {source_blob.display_url(source)}")
+            tarball = self.workdir / "source.tar"
+            size = source_blob.fetch(source, tarball)
+            self.out.line(f"       {size / 1024:.0f} KiB")
+        try:
+            source_blob.unpack(tarball, dest)
+        finally:
+            tarball.unlink(missing_ok=True)
 
     def _read_procfile(self, src: Path) -> dict[str, str]:
         path = src / "Procfile"

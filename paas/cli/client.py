@@ -135,6 +135,14 @@ class ApiClient:
         if token:
             self.session.auth = BearerAuth(token)
 
+    @classmethod
+    def with_password(cls, url: str, name: str, password: str) -> ApiClient:
+        """A client that logs in with a user name and password (only token creation
+        accepts them)."""
+        client = cls(url, None)
+        client.session.auth = requests.auth.HTTPBasicAuth(name, password)
+        return client
+
     def close(self) -> None:
         self.session.close()
 
@@ -147,7 +155,7 @@ class ApiClient:
     def _send(
         self, method: str, path: str, *, stream: bool = False, timeout: Any = TIMEOUT, **kwargs: Any
     ) -> requests.Response:
-        if not self.token:
+        if not self.token and self.session.auth is None:
             raise PaasError("not logged in; run `paas login` or set PAAS_API_KEY")
         try:
             resp = self.session.request(
@@ -181,7 +189,14 @@ class ApiClient:
                 ) from exc
 
     def get(self, path: str, **params: Any) -> Any:
-        return self.request("GET", path, params=params or None)[0]
+        """The answer's JSON; a list cut into pages (206 with Next-Range) comes whole."""
+        body, resp = self.request("GET", path, params=params or None)
+        while resp.status_code == 206 and isinstance(body, list) and resp.headers.get(
+                "Next-Range"):
+            more, resp = self.request("GET", path, params=params or None,
+                                      headers={"Range": resp.headers["Next-Range"]})
+            body.extend(more or [])
+        return body
 
     def post(self, path: str, body: Any = None) -> Any:
         return self.request("POST", path, json=body if body is not None else {})[0]

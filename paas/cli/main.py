@@ -9,6 +9,19 @@ from typing import Any
 import click
 
 from paas import __version__
+from paas.cli.accounts import (
+    access_add,
+    access_list,
+    access_remove,
+    access_update,
+    apps_transfer,
+    audit_list,
+    tokens_create,
+    tokens_list,
+    tokens_revoke,
+    users_add,
+    users_list,
+)
 from paas.cli.apps import apps_create, apps_destroy, apps_info, apps_list
 from paas.cli.auth import login
 from paas.cli.buildpacks import (
@@ -92,6 +105,8 @@ for command in (
     releases_list, releases_info, releases_output, rollback, builds_list, events_list,
     logs, login,
     keys_list, keys_add, keys_remove,
+    users_list, users_add, tokens_list, tokens_create, tokens_revoke,
+    access_list, access_add, access_update, access_remove, apps_transfer, audit_list,
     images_export, images_gc,
     buildpacks_list, buildpacks_add, buildpacks_set, buildpacks_remove, buildpacks_clear,
     builds_cache_purge,

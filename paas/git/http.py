@@ -3,7 +3,8 @@
 The password of HTTP basic auth is an API token (the user name is ignored, as
 on Heroku). Missing or wrong credentials answer 401 so git asks for them; an
 app that does not exist, or that the user may not reach, answers 404 with a
-text/plain line that git shows as `remote: …`.
+text/plain line that git shows as `remote: …`; a push by a user whose role on
+the app only allows fetching answers 403 (paas.permissions decides both).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import redis
 from dulwich.web import make_wsgi_chain
 
 from paas.config import Settings
-from paas.errors import NotFound
+from paas.errors import Forbidden, NotFound
 from paas.git.access import app_for_git
 from paas.git.receive import AppBackend, DeployingReceivePackHandler, PushContext
 from paas.store import Store, User
@@ -30,6 +31,11 @@ def _plain(start_response: Callable, status: str, text: str,
     start_response(status, [("Content-Type", "text/plain; charset=utf-8"),
                             ("Content-Length", str(len(body)))] + (headers or []))
     return [body]
+
+
+def _is_push(rest: str, query: str) -> bool:
+    """Whether a smart-HTTP request is (the discovery for) a push rather than a fetch."""
+    return rest.endswith("/git-receive-pack") or "service=git-receive-pack" in query
 
 
 def _token_from(environ: dict) -> str | None:
@@ -70,10 +76,16 @@ class GitApp:
                 "(`paas git:remote -a APP` sets it up)",
                 [("WWW-Authenticate", 'Basic realm="paas"')],
             )
+        name = match.group("app")
+        pushing = _is_push(match.group("rest"), environ.get("QUERY_STRING", ""))
         try:
-            app = app_for_git(self.store, user, match.group("app"))
+            app = app_for_git(self.store, user, name, pushing)
         except NotFound as exc:
             return _plain(start_response, "404 Not Found", exc.message)
+        except Forbidden as exc:
+            return _plain(start_response, "403 Forbidden", exc.message)
+        if pushing and environ.get("REQUEST_METHOD") == "POST":
+            self.store.record_audit(app.name, user, "git_push", {"request": "git push"})
         ctx = PushContext(app=app, user=user, store=self.store, r=self.r)
         backend = AppBackend(str(self.settings.repo_path(app.name)), ctx)
         environ = dict(environ, PATH_INFO=match.group("rest"), SCRIPT_NAME="")

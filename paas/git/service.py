@@ -85,12 +85,14 @@ def serve(
     (b"" at its end), `write` sends bytes back. Refused or NotFound if it may not run."""
     request = parse_command(command)
     try:
-        app = app_for_git(store, user, request.app)
+        app = app_for_git(store, user, request.app, request.service == "git-receive-pack")
     except NotFound:
         log.info("%s asked for %s of %r: not theirs or no such app",
                  user.name, request.service, request.app)
         raise
     log.info("%s runs %s for %s", user.name, request.service, app.name)
+    if request.service == "git-receive-pack":
+        store.record_audit(app.name, user, "git_push", {"request": "git push over SSH"})
     backend = AppBackend(str(repo_path(app.name)), PushContext(app=app, user=user,
                                                                store=store, r=r))
     proto = ReceivableProtocol(recv, write)

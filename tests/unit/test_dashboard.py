@@ -17,8 +17,9 @@ from paas import logs
 from paas.build import output
 from paas.config import Settings
 from paas.store import Store
+from paas.store_accounts import verify_password
 from web import create_app
-from web.dashboard.auth import local_path, verify_password
+from web.dashboard.auth import local_path
 from web.dashboard.metrics import parse_router_line, summarize
 from web.dashboard.streams import line_matches
 
@@ -84,7 +85,7 @@ def test_a_wrong_token_or_password_is_refused(env: dict) -> None:
 
 
 def test_password_login_accepts_a_stored_scrypt_hash(env: dict) -> None:
-    # The accounts work sets passwords; until its store method exists, write the column.
+    # Written straight to the column: any scrypt hash in the stored format is accepted.
     with sqlite3.connect(env["db"]) as db:
         db.execute("UPDATE users SET password_hash = ? WHERE name = 'ann'",
                    (scrypt_hash("correct horse"),))

@@ -14,6 +14,9 @@ from paas.agent import state as dyno_state
 from paas.errors import InvalidInput
 from paas.store import App, Build, Release
 from web.api import api, app_for_request, iso, rds, settings, store
+from web.api import models as m
+from web.api.paging import paginate
+from web.api.schema import spec
 
 
 def _body() -> dict:
@@ -28,9 +31,15 @@ def _body() -> dict:
 
 
 # --- serializers -------------------------------------------------------------------
-def app_json(app: App) -> dict:
+def app_json(app: App, current_versions: dict[int, int] | None = None) -> dict:
+    """The app as the API shows it; `current_versions` (Store.current_versions) saves a
+    query per app when listing many."""
     s = settings()
-    current = store().current_release(app)
+    if current_versions is not None:
+        version = current_versions.get(app.id)
+    else:
+        current = store().current_release(app)
+        version = current.version if current else None
     return {
         "name": app.name,
         "owner": app.owner,
@@ -38,7 +47,7 @@ def app_json(app: App) -> dict:
         "web_url": s.app_url(app.name),
         "git_url": f"{request.host_url}git/{app.name}.git",
         "ssh_git_url": s.ssh_git_url(app.name, urlsplit(request.host_url).hostname or ""),
-        "release": current.version if current else None,
+        "release": version,
         "boot_timeout": app.boot_timeout,
         "stop_timeout": app.stop_timeout,
     }
@@ -77,27 +86,34 @@ def release_json(release: Release, current: Release | None) -> dict:
 
 # --- apps ---------------------------------------------------------------------------
 @api.get("/apps")
+@spec(response=list[m.App])
 def list_apps() -> ResponseReturnValue:
-    return jsonify([app_json(a) for a in store().apps(g.user)])
+    versions = store().current_versions()
+    return paginate([app_json(a, versions) for a in store().apps(g.user)],
+                    ("name", "created_at"))
 
 
 @api.post("/apps")
+@spec(body=m.AppCreate, response=m.App, status=201)
 def create_app() -> ResponseReturnValue:
     name = _body().get("name")
     if name is not None and not isinstance(name, str):
         raise InvalidInput("name must be a string")
     app = app_ops.create(settings(), store(), rds(), g.user, name or None)
+    g.audit_app = (app, "create")
     return jsonify(app_json(app)), 201
 
 
 @api.get("/apps/<name>")
+@spec(response=m.App)
 def get_app(name: str) -> ResponseReturnValue:
     return jsonify(app_json(app_for_request(name)))
 
 
 @api.delete("/apps/<name>")
+@spec(response=m.App)
 def destroy_app(name: str) -> ResponseReturnValue:
-    app = app_for_request(name)
+    app = app_for_request(name, "destroy")
     body = app_json(app)
     app_ops.destroy(settings(), store(), rds(), app)
     return jsonify(body)
@@ -105,17 +121,20 @@ def destroy_app(name: str) -> ResponseReturnValue:
 
 # --- builds -------------------------------------------------------------------------
 @api.get("/apps/<name>/builds")
+@spec(response=list[m.Build])
 def list_builds(name: str) -> ResponseReturnValue:
     app = app_for_request(name)
     return jsonify([build_json(b) for b in store().builds(app)])
 
 
 @api.get("/apps/<name>/builds/<int:build_id>")
+@spec(response=m.Build)
 def get_build(name: str, build_id: int) -> ResponseReturnValue:
     return jsonify(build_json(store().app_build(app_for_request(name), build_id)))
 
 
 @api.get("/apps/<name>/builds/<int:build_id>/output")
+@spec(response=str, media_type="text/plain")
 def build_output(name: str, build_id: int) -> Response:
     build = store().app_build(app_for_request(name), build_id)
     text = store().build_output(build.id) or ""
@@ -124,6 +143,7 @@ def build_output(name: str, build_id: int) -> Response:
 
 # --- releases -----------------------------------------------------------------------
 @api.get("/apps/<name>/releases")
+@spec(response=list[m.Release])
 def list_releases(name: str) -> ResponseReturnValue:
     app = app_for_request(name)
     current = store().current_release(app)
@@ -131,6 +151,7 @@ def list_releases(name: str) -> ResponseReturnValue:
 
 
 @api.get("/apps/<name>/releases/<version>")
+@spec(response=m.Release)
 def get_release(name: str, version: str) -> ResponseReturnValue:
     app = app_for_request(name)
     release = store().release(app, _version(version))
@@ -138,8 +159,9 @@ def get_release(name: str, version: str) -> ResponseReturnValue:
 
 
 @api.post("/apps/<name>/releases")
+@spec(body=m.ReleaseCreate, response=m.Release, status=201)
 def rollback(name: str) -> ResponseReturnValue:
-    app = app_for_request(name)
+    app = app_for_request(name, "rollback")
     wanted = _body().get("release")
     version = _version(str(wanted)) if wanted is not None else None
     release = releases.rollback(store(), rds(), app, g.user, version)
@@ -155,13 +177,15 @@ def _version(text: str) -> int:
 
 # --- config vars ----------------------------------------------------------------------
 @api.get("/apps/<name>/config-vars")
+@spec(response=dict[str, str])
 def get_config(name: str) -> ResponseReturnValue:
-    return jsonify(store().config_vars(app_for_request(name)))
+    return jsonify(store().config_vars(app_for_request(name, "config:read")))
 
 
 @api.patch("/apps/<name>/config-vars")
+@spec(body=m.ConfigVarsPatch, response=dict[str, str])
 def update_config(name: str) -> ResponseReturnValue:
-    app = app_for_request(name)
+    app = app_for_request(name, "config:write")
     config, release = actions.update_config(store(), rds(), app, g.user, _body())
     response = jsonify(config)
     response.headers["Paas-Release"] = str(release.version)
@@ -174,18 +198,21 @@ def _formation_json(app: App) -> list[dict]:
 
 
 @api.get("/apps/<name>/formation")
+@spec(response=list[m.FormationEntry])
 def get_formation(name: str) -> ResponseReturnValue:
     return jsonify(_formation_json(app_for_request(name)))
 
 
 @api.patch("/apps/<name>/formation")
+@spec(body=m.FormationPatch, response=list[m.FormationEntry])
 def update_formation(name: str) -> ResponseReturnValue:
-    app = app_for_request(name)
+    app = app_for_request(name, "scale")
     actions.update_formation(store(), rds(), app, _body().get("updates"))
     return jsonify(_formation_json(app))
 
 
 @api.get("/apps/<name>/dynos")
+@spec(response=list[m.Dyno])
 def list_dynos(name: str) -> ResponseReturnValue:
     app = app_for_request(name)
     dynos = dyno_state.read(rds(), app.name)
@@ -195,13 +222,16 @@ def list_dynos(name: str) -> ResponseReturnValue:
 
 
 @api.delete("/apps/<name>/dynos")
+@spec(response=dict[str, int], status=202)
 def restart_dynos(name: str) -> ResponseReturnValue:
-    seq = actions.restart(store(), rds(), app_for_request(name))
+    seq = actions.restart(store(), rds(), app_for_request(name, "scale"))
     return jsonify({"restart": seq}), 202
 
 
 # --- logs ---------------------------------------------------------------------------------
 @api.get("/apps/<name>/log-session")
+@spec(response=str, media_type="text/plain",
+      query={"lines": {"type": "integer", "minimum": 1, "maximum": logs.MAX_LINES}})
 def log_session(name: str) -> Response:
     app = app_for_request(name)
     lines = request.args.get("lines", "100")

@@ -13,7 +13,9 @@ from paas.agent import state as dyno_state
 from paas.errors import InvalidInput, NotFound
 from paas.store import App
 from web.api import api, app_for_request, iso, rds, store
+from web.api import models as m
 from web.api.apps import _body, _version
+from web.api.schema import spec
 
 #: The limits `paas ps:set` accepts, in seconds.
 TIMEOUT_RANGES = {"boot_timeout": (1, 3600), "stop_timeout": (1, 3600)}
@@ -25,6 +27,7 @@ def timeouts_json(app: App) -> dict:
 
 
 @api.get("/apps/<name>/releases/<version>/output")
+@spec(response=str, media_type="text/plain")
 def release_output(name: str, version: str) -> Response:
     """What the release phase (and postdeploy) printed, as plain text."""
     app = app_for_request(name)
@@ -36,14 +39,16 @@ def release_output(name: str, version: str) -> Response:
 
 
 @api.get("/apps/<name>/settings")
+@spec(response=dict[str, int | None])
 def get_settings(name: str) -> ResponseReturnValue:
     return jsonify(timeouts_json(app_for_request(name)))
 
 
 @api.patch("/apps/<name>/settings")
+@spec(body=m.SettingsPatch, response=dict[str, int | None])
 def update_settings(name: str) -> ResponseReturnValue:
     """Set `boot_timeout` / `stop_timeout` in seconds (null: the platform's default)."""
-    app = app_for_request(name)
+    app = app_for_request(name, "settings")
     changes = _body()
     if not changes:
         raise InvalidInput('send {"boot_timeout": 120} and/or {"stop_timeout": 60}')
@@ -63,10 +68,11 @@ def update_settings(name: str) -> ResponseReturnValue:
 
 
 @api.post("/apps/<name>/dynos/<dyno>/actions/stop")
+@spec(response=dict[str, list[str]], status=202)
 def stop_dyno(name: str, dyno: str) -> ResponseReturnValue:
     """Stop a dyno (`web.2`) or every dyno of a type (`web`); the agent drains each first.
     One the formation still wants is replaced by a fresh one, as on Heroku."""
-    app = app_for_request(name)
+    app = app_for_request(name, "scale")
     running = dyno_state.read(rds(), app.name)
     chosen = [d for d in running if dyno in (d.get("name"), d.get("type"))]
     if not chosen:
@@ -79,6 +85,7 @@ def stop_dyno(name: str, dyno: str) -> ResponseReturnValue:
 
 
 @api.get("/apps/<name>/events")
+@spec(response=list[m.Event], query={"limit": {"type": "integer", "minimum": 1, "maximum": 1000}})
 def list_events(name: str) -> ResponseReturnValue:
     """The app's activity, oldest first: ?limit=N (default 100, at most events.KEPT)."""
     app = app_for_request(name)

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
 from flask import jsonify
 from flask.typing import ResponseReturnValue
 
 from paas import keys
 from web.api import api, rds, settings
+from web.api.schema import spec
 
 #: Components that prove they run by refreshing a heartbeat key in Redis.
 HEARTBEAT_COMPONENTS = ("worker", "agent", "router")
 
 
 @api.get("/health")
+@spec(response=dict[str, Any])
 def health() -> ResponseReturnValue:
     components = {"web": "up"}
     # The git SSH server runs only when PAAS_SSH_PORT does not turn it off.

@@ -8,6 +8,7 @@ import tarfile
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from flask import Response, g, jsonify
 from flask.typing import ResponseReturnValue
@@ -17,6 +18,7 @@ from paas.errors import Forbidden, InvalidInput
 from paas.image import gc, image_store
 from paas.image.oci import export_oci
 from web.api import api, app_for_request, rds, settings, store
+from web.api.schema import spec
 
 
 class _Chunks(io.RawIOBase):
@@ -48,6 +50,7 @@ def _tar_stream(folder: Path) -> Iterator[bytes]:
 
 
 @api.get("/apps/<name>/releases/<version>/image")
+@spec(response=bytes, media_type="application/x-tar")
 def export_image(name: str, version: str) -> Response:
     app = app_for_request(name)
     if version == "current":
@@ -67,6 +70,7 @@ def export_image(name: str, version: str) -> Response:
 
 
 @api.post("/images/gc")
+@spec(response=dict[str, Any])
 def collect_garbage() -> ResponseReturnValue:
     if not g.user.is_admin:
         raise Forbidden("only admins can collect the image store's garbage")

@@ -37,7 +37,7 @@ def list_domains(name: str) -> ResponseReturnValue:
 
 @api.post("/apps/<name>/domains")
 def add_domain(name: str) -> ResponseReturnValue:
-    app = app_for_request(name)
+    app = app_for_request(name, "settings")
     hostname = _body().get("hostname")
     if not isinstance(hostname, str):
         raise InvalidInput('send {"hostname": "www.example.com"}')
@@ -49,7 +49,7 @@ def add_domain(name: str) -> ResponseReturnValue:
 
 @api.delete("/apps/<name>/domains/<hostname>")
 def remove_domain(name: str, hostname: str) -> ResponseReturnValue:
-    app = app_for_request(name)
+    app = app_for_request(name, "settings")
     wanted = hostname.strip().lower().rstrip(".")
     store().remove_domain(app, wanted)
     routing.publish_app(store(), rds(), app)
@@ -69,7 +69,7 @@ def get_routing(name: str) -> ResponseReturnValue:
 
 @api.patch("/apps/<name>/routing")
 def set_routing(name: str) -> ResponseReturnValue:
-    app = app_for_request(name)
+    app = app_for_request(name, "settings")
     body = _body()
     changes: dict[str, bool] = {}
     for field in ("maintenance", "https_redirect"):
@@ -106,7 +106,7 @@ def list_certificates(name: str) -> ResponseReturnValue:
 @api.post("/apps/<name>/sni-endpoints")
 def add_certificate(name: str) -> ResponseReturnValue:
     """Add or replace the app's certificate (one per app, used for all its domains)."""
-    app = app_for_request(name)
+    app = app_for_request(name, "settings")
     body = _body()
     chain, key = body.get("certificate_chain"), body.get("private_key")
     if not isinstance(chain, str) or not isinstance(key, str):
@@ -119,7 +119,7 @@ def add_certificate(name: str) -> ResponseReturnValue:
 
 @api.delete("/apps/<name>/sni-endpoints")
 def remove_certificate(name: str) -> ResponseReturnValue:
-    app = app_for_request(name)
+    app = app_for_request(name, "settings")
     gone = _certificate_json(app)
     store().delete_certificate(app)
     routing.publish_certificate(store(), rds(), app)

@@ -31,6 +31,8 @@ from paas.errors import Conflict, InvalidInput, PaasError
 from paas.runtime import DynoSpec, oneoff
 from paas.runtime.oneoff import FrameDecoder, encode_frame
 from web.api import api, app_for_request, rds, settings, store
+from web.api import models as m
+from web.api.schema import spec
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +59,9 @@ class UpgradedResponse(Response):
 
 
 @api.post("/apps/<name>/dynos")
+@spec(body=m.RunCreate, response=m.Dyno, status=201, validate=False)
 def run_dyno(name: str) -> ResponseReturnValue:
-    app = app_for_request(name)
+    app = app_for_request(name, "run")
     body = _run_params()
     command = body.get("command")
     if not isinstance(command, str) or not command.strip():

@@ -17,7 +17,9 @@ import redis
 from flask import Blueprint, Flask, Response, abort, current_app, g, request
 from flask.sessions import SecureCookieSessionInterface
 
+from paas import permissions
 from paas.config import Settings
+from paas.errors import Forbidden, NotFound
 from paas.store import App, Store
 
 dashboard = Blueprint(
@@ -103,12 +105,16 @@ def secure_headers(response: Response) -> Response:
     return response
 
 
-def app_for_user(name: str) -> App:
-    """The named app if the logged-in user may reach it; 404 otherwise (never saying which)."""
-    app = store().find_app(name)
-    if app is None or not store().can_access(g.user, app):
+def app_for_user(name: str, action: str = "read") -> App:
+    """The named app if the logged-in user may do `action` to it (paas.permissions): 404
+    when they cannot see it (never saying which), 403 naming the role needed when they
+    can see it but not do this."""
+    try:
+        return permissions.authorize(store(), g.user, name, action)
+    except NotFound:
         abort(404)
-    return app
+    except Forbidden as exc:
+        abort(403, exc.message)
 
 
 from web.dashboard import auth, streams, views  # noqa: E402, F401 - registers the routes

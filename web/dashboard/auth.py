@@ -8,7 +8,6 @@ browser keeps it); every POST must carry the session's CSRF token.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from urllib.parse import urlsplit
@@ -23,30 +22,6 @@ from web.dashboard import dashboard, store
 PUBLIC = {"dashboard.login", "dashboard.static"}
 #: Endpoints a script reads (streams, JSON): they answer 401 instead of redirecting.
 MACHINE = {"dashboard.log_stream", "dashboard.build_stream", "dashboard.metrics_data"}
-#: Refuse stored hashes that would make one login cost more than this much memory.
-SCRYPT_MAX_MEMORY = 256 * 1024 * 1024
-
-
-def verify_password(password: str, stored: str | None) -> bool:
-    """Whether `password` matches a stored `scrypt$n$r$p$salt_hex$hash_hex` hash."""
-    if not stored:
-        return False
-    parts = stored.split("$")
-    if len(parts) != 6 or parts[0] != "scrypt":
-        return False
-    try:
-        n, r, p = int(parts[1]), int(parts[2]), int(parts[3])
-        salt, expected = bytes.fromhex(parts[4]), bytes.fromhex(parts[5])
-    except ValueError:
-        return False
-    needed = 128 * r * (n + p + 2)
-    if not expected or n < 2 or r < 1 or p < 1 or needed > SCRYPT_MAX_MEMORY:
-        return False
-    actual = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p,
-                            maxmem=needed + 1024 * 1024, dklen=len(expected))
-    return hmac.compare_digest(actual, expected)
-
-
 def csrf_token() -> str:
     """The session's CSRF token, made on first use."""
     if "csrf" not in session:
@@ -112,10 +87,7 @@ def login() -> ResponseReturnValue:
     if token:
         user = store().user_for_token(token)
     elif name:
-        found = store().user_by_name(name)
-        if found and verify_password(request.form.get("password", ""),
-                                     store().password_hash(found.name)):
-            user = found
+        user = store().user_for_password(name, request.form.get("password", ""))
     if user is None:
         flash("Those credentials did not work: check the name and password, or paste an API "
               "token (the admin's is in $PAAS_HOME/admin.token).", "error")

@@ -132,7 +132,7 @@ def build(name: str, build_id: int) -> str:
 
 @dashboard.post("/apps/<name>/rollback")
 def rollback(name: str) -> ResponseReturnValue:
-    app = app_for_user(name)
+    app = app_for_user(name, "rollback")
     version = request.form.get("version", "")
     if not version.isdigit():
         raise InvalidInput("choose a release to roll back to")
@@ -151,7 +151,7 @@ def resources(name: str) -> str:
 
 @dashboard.post("/apps/<name>/formation")
 def scale(name: str) -> ResponseReturnValue:
-    app = app_for_user(name)
+    app = app_for_user(name, "scale")
     ptype = request.form.get("type", "")
     quantity = request.form.get("quantity", "").strip()
     if not quantity.isdigit():
@@ -165,7 +165,7 @@ def scale(name: str) -> ResponseReturnValue:
 
 @dashboard.post("/apps/<name>/restart")
 def restart(name: str) -> ResponseReturnValue:
-    actions.restart(store(), rds(), app_for_user(name))
+    actions.restart(store(), rds(), app_for_user(name, "scale"))
     return _done("Restarting every dyno, one after another.")
 
 
@@ -183,14 +183,14 @@ def _optional_settings(app: App) -> dict[str, object]:
 
 @dashboard.get("/apps/<name>/settings")
 def settings_page(name: str) -> str:
-    app = app_for_user(name)
+    app = app_for_user(name, "config:read")
     return _page("settings.html", app, "settings", config=store().config_vars(app),
                  buildpacks=store().buildpacks(app), optional=_optional_settings(app))
 
 
 @dashboard.post("/apps/<name>/config")
 def set_config(name: str) -> ResponseReturnValue:
-    app = app_for_user(name)
+    app = app_for_user(name, "config:write")
     key = request.form.get("key", "").strip()
     if request.form.get("unset"):
         changes: dict[str, object] = {key: None}
@@ -203,7 +203,7 @@ def set_config(name: str) -> ResponseReturnValue:
 
 @dashboard.post("/apps/<name>/buildpacks")
 def set_buildpacks(name: str) -> ResponseReturnValue:
-    app = app_for_user(name)
+    app = app_for_user(name, "settings")
     entries = [line.strip() for line in request.form.get("buildpacks", "").splitlines()]
     actions.set_buildpacks(store(), app, [e for e in entries if e])
     return _done("Buildpacks saved; they build the next push.")
@@ -211,7 +211,7 @@ def set_buildpacks(name: str) -> ResponseReturnValue:
 
 @dashboard.post("/apps/<name>/delete")
 def delete(name: str) -> ResponseReturnValue:
-    app = app_for_user(name)
+    app = app_for_user(name, "destroy")
     if request.form.get("confirm", "").strip() != app.name:
         raise InvalidInput(f"type the app's name, {app.name}, to delete it")
     app_ops.destroy(settings(), store(), rds(), app)

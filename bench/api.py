@@ -1,0 +1,125 @@
+"""API read speed with a big store: p50/p99 of GET /api/apps and GET /api/apps/{app} with
+1,000 apps and 10,000 releases, over real HTTP on loopback, with a real redis-server.
+
+The web app runs in-process under werkzeug's threaded server (not gunicorn), so the
+figures are the API's own cost plus one HTTP round trip. Prints figures; asserts nothing.
+Usage: .venv/bin/python bench/api.py [--apps 1000] [--releases 10000] [--requests 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import requests
+from werkzeug.serving import make_server
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from paas.config import Settings  # noqa: E402
+from paas.store import Store  # noqa: E402
+from web import create_app  # noqa: E402
+
+
+def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    sock = workdir / "redis.sock"
+    proc = subprocess.Popen(
+        ["redis-server", "--port", "0", "--unixsocket", str(sock), "--save", "",
+         "--appendonly", "no", "--dir", str(workdir)], stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not sock.exists():
+        if time.monotonic() > deadline:
+            raise SystemExit("redis-server did not start")
+        time.sleep(0.05)
+    return proc, f"unix://{sock}"
+
+
+def fill(store: Store, apps: int, releases: int) -> tuple[str, list[str]]:
+    """An admin token, and the names of `apps` apps sharing `releases` releases."""
+    admin = store.create_user("admin", is_admin=True)
+    token = store.create_token(admin.id)
+    names = [f"app-{n:05d}" for n in range(apps)]
+    per_app = max(1, releases // apps)
+    started = time.monotonic()
+    for name in names:
+        app = store.create_app(name, admin.id)
+        for version in range(per_app):
+            release = store.create_release(
+                app, description=f"Deploy {version}", user=admin, config={"A": "1"},
+                slug="sha256:" + "0" * 64, commit_sha="0" * 40,
+                process_types={"web": "gunicorn app:app"})
+            store.set_release_status(release, "succeeded")
+    print(f"filled {apps} apps, {apps * per_app} releases in "
+          f"{time.monotonic() - started:.1f} s")
+    return token, names
+
+
+def measure(session: requests.Session, url: str, count: int,
+            paths: list[str]) -> list[float]:
+    timings = []
+    for n in range(count):
+        path = paths[n % len(paths)]
+        started = time.perf_counter()
+        response = session.get(url + path, timeout=60)
+        timings.append((time.perf_counter() - started) * 1000)
+        if response.status_code != 200:
+            raise SystemExit(f"GET {path} answered {response.status_code}: {response.text}")
+    return timings
+
+
+def report(label: str, timings: list[float]) -> None:
+    ordered = sorted(timings)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    print(f"{label:<28} n={len(timings):<5} p50={statistics.median(ordered):7.1f} ms  "
+          f"p99={p99:7.1f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--apps", type=int, default=1000)
+    parser.add_argument("--releases", type=int, default=10_000)
+    parser.add_argument("--requests", type=int, default=300)
+    args = parser.parse_args()
+    os.environ["PAAS_API_RATE"] = "0"  # measure the API, not the limiter
+    workdir = Path(tempfile.mkdtemp(prefix="paas-bench-api-"))
+    redis_proc, redis_url = start_redis(workdir)
+    try:
+        s = Settings(home=workdir / "home", domain="localhost", http_port=8080,
+                     redis_url_override=redis_url, runtime="process")
+        store = Store(s.db_path)
+        store.migrate()
+        token, names = fill(store, args.apps, args.releases)
+        app = create_app(s)
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_port}/api"
+        with requests.Session() as session:
+            session.headers["Authorization"] = f"Bearer {token}"
+            measure(session, url, 5, ["/apps"])  # warm up
+            report(f"GET /api/apps ({args.apps})", measure(session, url, args.requests // 3,
+                                                            ["/apps"]))
+            picked = [f"/apps/{name}" for name in random.Random(1).sample(names, len(names))]
+            report("GET /api/apps/{app}", measure(session, url, args.requests, picked))
+            report("GET /api/apps/{app}/releases",
+                   measure(session, url, args.requests, [p + "/releases" for p in picked]))
+        server.shutdown()
+    finally:
+        redis_proc.terminate()
+        redis_proc.wait(10)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
