@@ -15,9 +15,8 @@ const path = require("path");
 
 const HIDDEN = "node_modules/.package-lock.json";
 
-class Unsure extends Error {}
 const unsure = (why) => {
-  throw new Unsure(why);
+  throw new Error(why);
 };
 
 function readJson(file) {
@@ -175,7 +174,8 @@ try {
   const count = prune(process.argv[2]);
   console.log(`removed ${count} package${count === 1 ? "" : "s"} (the devDependencies in ${process.argv[2]})`);
 } catch (e) {
-  if (!(e instanceof Unsure)) throw e;
+  // Anything unexpected (a file where a scope directory should be, a permission) too: npm
+  // prune then does the whole job, from whatever was removed so far.
   console.error(`Leaving it to npm prune: ${e.message}`);
   process.exit(3);
 }
