@@ -62,8 +62,9 @@ class ScriptRunner:
         self.stopping = stopping
         self.output: list[str] = []
 
-    def line(self, text: str, proc: str = "release") -> None:
-        """One line of output: kept, relayed to the push, and in the app's log."""
+    def line(self, text: str, proc: str, source: str = "app") -> None:
+        """One line of output (the dyno's, or with `source` "paas" the platform's about
+        it): kept, relayed to the push, and in the app's log."""
         self.output.append(text)
         stream = keys.release_log(self.app.name, self.release.version)
         try:
@@ -71,7 +72,7 @@ class ScriptRunner:
                 pipe.xadd(stream, {"line": text}, maxlen=STREAM_LINES)
                 pipe.expire(stream, STREAM_TTL)
                 pipe.execute()
-            logs.append(self.r, self.app.name, "app", proc, text)
+            logs.append(self.r, self.app.name, source, proc, text)
         except redis.RedisError:
             pass  # the output is still kept with the release at the end
 
@@ -99,7 +100,7 @@ class ScriptRunner:
             uid=self.app.uid,
             limits=self.limits,
         )
-        self.line(f"Running {script.name} command: {script.command}", proc="paas")
+        self.line(f"Running {script.name} command: {script.command}", proc, source="paas")
         mine: list[str] = []
 
         def output(text: str) -> None:
@@ -125,12 +126,12 @@ class ScriptRunner:
             return self._failure(script, f"was stopped: {why}", mine)
         if code != 0:
             return self._failure(script, f"exited with status {code}", mine)
-        self.line(f"The {script.name} command succeeded", proc="paas")
+        self.line(f"The {script.name} command succeeded", spec.name, source="paas")
         return None
 
     def _failure(self, script: Script, what: str, lines: list[str]) -> str:
         reason = f"the {script.name} command ({script.command}) {what}"
-        self.line(reason[0].upper() + reason[1:], proc="paas")
+        self.line(reason[0].upper() + reason[1:], f"{script.name}.1", source="paas")
         if lines:
             reason += "; its last lines:\n" + "\n".join(lines[-TAIL_LINES:])
         return reason

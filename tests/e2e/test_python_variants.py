@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.platform import Platform, make_app_repo
+from tests.e2e.platform import Platform, make_app_repo, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -77,4 +77,6 @@ def test_without_a_procfile_the_release_gets_the_default_web_process(
     assert "Default types for buildpack -> web" in out
     latest = platform.api("GET", f"/apps/{app}/releases").json()[0]
     assert latest["process_types"] == {"web": "gunicorn app:app"}
-    assert platform.api("GET", f"/apps/{app}/dynos").json() == []
+    # web.1 drains and stops after the scale to zero, while the push builds
+    wait_until(lambda: platform.api("GET", f"/apps/{app}/dynos").json() == [], timeout=60,
+               what="the scaled-down web.1 to stop")
