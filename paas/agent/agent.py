@@ -511,8 +511,6 @@ class Agent(Watch):
     def _startup_checks(self, app: App, manifest: appjson.AppJson, dyno: Dyno) -> str | None:
         checks = [c for c in manifest.checks(dyno.spec.type, "startup")
                   if c.port or dyno.spec.port]  # a check needs a port to knock on
-        if not checks:
-            return None
 
         def note(line: str) -> None:
             logs.append(self.r, app.name, "paas", dyno.spec.name, line)
@@ -520,6 +518,19 @@ class Agent(Watch):
         def alive() -> bool:
             return (dyno.run is not None and self.driver.poll(dyno.run) is None
                     and not self._stopping.is_set())
+
+        if not checks:
+            if dyno.spec.type != "web" or dyno.spec.port is None:
+                return None
+            # A listening socket is not yet an app that answers: a server like gunicorn
+            # binds before its workers have imported the app, and requests routed to it
+            # meanwhile would wait. Route a web dyno once it answers HTTP (any status).
+            deadline = (dyno.up_since or time.time()) + float(app.boot_timeout or
+                                                              self.boot_timeout)
+            if health.first_answer(dyno.spec.port, self._host(app.name), deadline, alive):
+                return None
+            return ("did not answer an HTTP request on $PORT within the boot timeout "
+                    "(it accepts connections, but sends nothing back)")
 
         return health.run_startup(checks, dyno.spec.port or 0, self._host(app.name),
                                   dyno.up_since or time.time(), alive=alive, note=note)

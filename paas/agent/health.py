@@ -62,6 +62,26 @@ def probe(check: HealthCheck, port: int, host: str) -> str | None:
     return None
 
 
+def first_answer(port: int, host: str, deadline: float,
+                 alive: Callable[[], bool]) -> bool:
+    """Whether the server on `port` answers a GET / with any HTTP status before the
+    wall-clock `deadline` (False as soon as `alive()` is false)."""
+    while alive():
+        conn = http.client.HTTPConnection("127.0.0.1", port,
+                                          timeout=max(0.5, min(5.0, deadline - time.time())))
+        try:
+            conn.request("GET", "/", headers={"Host": host, "User-Agent": "paas-healthcheck"})
+            conn.getresponse().read(BODY_LIMIT)
+            return True
+        except (OSError, http.client.HTTPException):
+            if time.time() >= deadline:
+                return False
+            time.sleep(0.05)
+        finally:
+            conn.close()
+    return False
+
+
 def run_startup(
     checks: list[HealthCheck],
     port: int,

@@ -1,12 +1,14 @@
 """The agent's convergence against a fake driver, a real store and a real Redis.
 
-The fake driver's web dynos open a real listening socket on their $PORT (so
-the readiness check is the real one); a test decides when a dyno exits.
+The fake driver's web dynos run a real HTTP server on their $PORT (so the
+readiness check is the real one); a test decides when a dyno exits.
 """
 
 from __future__ import annotations
 
 import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,41 @@ from paas.runtime import DynoSpec, OutputSink, RunningDyno
 from paas.store import App, Store
 
 
+class Answer(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class Listener:
+    """A dyno's web server: answers HTTP on its port until closed."""
+
+    def __init__(self, port: int) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Answer)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Silent:
+    """A socket that accepts connections (the kernel does) and never answers."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 class FakeDriver:
     adopts_strays = True
 
@@ -26,22 +63,22 @@ class FakeDriver:
         self.running: dict[str, RunningDyno] = {}
         self.left_over: list[RunningDyno] = []
         self.attached: list[str] = []
-        self.sockets: dict[str, socket.socket] = {}
+        self.sockets: dict[str, Listener | Silent] = {}
         self.exit_codes: dict[str, int] = {}
         self.boot_lines: list[str] = []
         self.crash_on_boot = False
         self.never_listen = False
+        self.silent = False  # listen, but never answer a request
 
     def start(self, spec: DynoSpec, output: OutputSink) -> RunningDyno:
         for line in self.boot_lines:
             output(line)
         if self.crash_on_boot:
             self.exit_codes[spec.id] = 3
+        elif spec.port is not None and self.silent:
+            self.sockets[spec.id] = Silent(spec.port)
         elif spec.port is not None and not self.never_listen:
-            listener = socket.socket()
-            listener.bind(("127.0.0.1", spec.port))
-            listener.listen()
-            self.sockets[spec.id] = listener
+            self.sockets[spec.id] = Listener(spec.port)
         dyno = RunningDyno(spec=spec, pid=0, started_at=0.0)
         self.running[spec.id] = dyno
         return dyno
@@ -177,6 +214,18 @@ def test_a_web_dyno_that_never_binds_its_port_fails_with_r10(
     agent.converge_app(store.app("hello"))
     assert "R10" in store.release(app, 1).status_reason
     assert driver.names() == []
+
+
+def test_a_web_dyno_that_listens_but_never_answers_is_not_routed(
+    agent: Agent, store: Store, app: App, driver: FakeDriver, r: redis.Redis
+) -> None:
+    release(store, app, 1)
+    agent.converge_app(store.app("hello"))
+    driver.silent = True
+    release(store, app, 2)
+    agent.converge_app(store.app("hello"))
+    assert "did not answer an HTTP request" in store.release(app, 2).status_reason
+    assert routes.load(r, "hello").release == 1  # v1 kept serving
 
 
 def test_scaling_starts_and_stops_only_the_difference(
