@@ -8,9 +8,9 @@ records of dynos) and closes the gap, one app at a time per thread:
   Procfile's `release:`) as one-off dynos; then it, a config change or a restart
   replaces dynos by rolling: start the new ones, wait until each web dyno accepts
   connections on `$PORT` (the app's boot timeout, R10 after) and passes its
-  startup checks, switch the route table, run postdeploy, then take the old ones
-  out: wait for their requests in flight to finish (drain), SIGTERM, and SIGKILL
-  after the app's stop timeout;
+  startup checks (by default: it answers HTTP), switch the route table, run
+  postdeploy, then take the old ones out: wait for their requests in flight to
+  finish (drain), SIGTERM, and SIGKILL after the app's stop timeout;
 - a scale change starts or stops only the difference, the same way;
 - a crashed dyno is restarted with exponential backoff; liveness checks restart a
   dyno that stops answering, readiness checks take it out of the route meanwhile.

@@ -2,7 +2,8 @@
 
 A startup check gates a dyno's first route; liveness and readiness checks run
 periodically while it is up (see `Periodic`). Without any check, a web dyno is
-healthy once it accepts a connection on `$PORT`.
+healthy once it answers an HTTP request on `$PORT` (`first_answer`): accepting a
+connection is not enough, since servers bind before their workers load the app.
 
 `open_connections` counts the established connections to a port: a dyno taken
 out of the route table keeps only the connections of requests still in flight
