@@ -16,12 +16,15 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import (
+    NoSuchElementException,
+    StaleElementReferenceException,
+    WebDriverException,
+)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.e2e.platform import Platform, make_app_repo, wait_until
@@ -112,7 +115,7 @@ class Dashboard:
     def click_and_wait(self, button: WebElement) -> None:
         """Click a button that loads another page, and wait until the old one is gone."""
         button.click()
-        WebDriverWait(self.driver, 60).until(expected_conditions.staleness_of(button))
+        WebDriverWait(self.driver, 60).until(lambda _: _is_gone(button))
 
     def reload_until(self, path: str, predicate, what: str, timeout: float = 120) -> None:  # noqa: ANN001
         def check() -> bool:
@@ -271,3 +274,18 @@ def test_the_dashboard_end_to_end(platform: Platform, browser: WebDriver, tmp_pa
     assert {p.name for p in ui.shots.iterdir()} >= {
         "login.png", "build-live.png", "build.png", "overview.png", "settings.png", "resources.png",
         "activity.png", "logs.png", "metrics.png", "apps.png"}
+
+
+def _is_gone(element: WebElement) -> bool:
+    """Whether `element` left the document (a new page replaced it). Besides the usual
+    stale-element answer, chromedriver sometimes reports a node of the page being
+    replaced as one that "does not belong to the document"; that is gone too."""
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as exc:
+        if "does not belong to the document" in str(exc):
+            return True
+        raise
+    return False
