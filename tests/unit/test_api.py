@@ -2,34 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 from flask.testing import FlaskClient
 
-from paas.config import Settings
 from paas.store import Store
-from web import create_app
 
 
 @pytest.fixture()
-def client(tmp_path: Path, redis_url: str, r: redis.Redis) -> Iterator[FlaskClient]:
-    s = Settings(home=tmp_path, domain="localhost", http_port=8080,
-                 redis_url_override=redis_url, runtime="process")
-    store = Store(s.db_path)
-    store.migrate()
-    admin = store.create_user("admin", is_admin=True)
-    ann = store.create_user("ann")
-    app = create_app(s)
-    client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {store.create_token(admin.id)}"
-    client.ann_token = store.create_token(ann.id)  # type: ignore[attr-defined]
-    yield client
-    app.extensions["paas_redis"].close()
-    app.extensions["paas_store"].close()
-    store.close()
+def client(make_web) -> FlaskClient:  # noqa: ANN001
+    web = make_web()
+    client = web.app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {web.admin_token}"
+    client.ann_token = web.store.create_token(web.store.create_user("ann").id)  # type: ignore[attr-defined]
+    return client
 
 
 def test_health_needs_no_token_and_names_what_is_down(client: FlaskClient) -> None:
@@ -109,7 +96,6 @@ def test_unknown_api_paths_answer_json(client: FlaskClient) -> None:
 
 def test_formation_sizes_are_checked_against_the_table(client: FlaskClient, tmp_path: Path) -> None:
     client.post("/api/apps", json={"name": "hello"})
-    from paas.store import Store
 
     store = Store(tmp_path / "paas.db")
     store.create_release(store.app("hello"), description="d", user=None, config={},

@@ -6,8 +6,6 @@ from __future__ import annotations
 import hashlib
 import re
 import sqlite3
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
@@ -15,10 +13,7 @@ from flask.testing import FlaskClient
 
 from paas import logs
 from paas.build import output
-from paas.config import Settings
-from paas.store import Store
 from paas.store_accounts import verify_password
-from web import create_app
 from web.dashboard.auth import local_path
 from web.dashboard.metrics import parse_router_line, summarize
 from web.dashboard.streams import line_matches
@@ -34,19 +29,11 @@ def scrypt_hash(password: str, salt: bytes = b"0123456789abcdef") -> str:
 
 
 @pytest.fixture()
-def env(tmp_path: Path, redis_url: str, r: redis.Redis) -> Iterator[dict]:
-    s = Settings(home=tmp_path, domain="localhost", http_port=8080,
-                 redis_url_override=redis_url, runtime="process")
-    store = Store(s.db_path)
-    store.migrate()
-    admin = store.create_user("admin", is_admin=True)
-    ann = store.create_user("ann")
-    app = create_app(s)
-    yield {"app": app, "store": store, "token": store.create_token(admin.id),
-           "ann_token": store.create_token(ann.id), "r": r, "db": s.db_path}
-    app.extensions["paas_redis"].close()
-    app.extensions["paas_store"].close()
-    store.close()
+def env(make_web, r: redis.Redis) -> dict:  # noqa: ANN001
+    web = make_web()
+    ann = web.store.create_user("ann")
+    return {"app": web.app, "store": web.store, "token": web.admin_token,
+            "ann_token": web.store.create_token(ann.id), "r": r, "db": web.settings.db_path}
 
 
 def csrf_of(client: FlaskClient, path: str = "/login") -> str:

@@ -3,7 +3,6 @@ store keeps, what Redis's copy says for the routers, and what is refused."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,30 +10,19 @@ import redis
 from flask.testing import FlaskClient
 
 from paas import routes, routing
-from paas.config import Settings
 from paas.errors import InvalidInput
-from paas.store import Store
 from router.tls import ensure_platform_certificate
-from web import create_app
 
 
 @pytest.fixture()
-def client(tmp_path: Path, redis_url: str, r: redis.Redis) -> Iterator[FlaskClient]:
-    s = Settings(home=tmp_path, domain="paas.test", http_port=8080,
-                 redis_url_override=redis_url, runtime="process")
-    store = Store(s.db_path)
-    store.migrate()
-    admin = store.create_user("admin", is_admin=True)
-    app = create_app(s)
-    client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {store.create_token(admin.id)}"
-    client.store = store  # type: ignore[attr-defined]
+def client(make_web) -> FlaskClient:  # noqa: ANN001
+    web = make_web("paas.test")
+    client = web.app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {web.admin_token}"
+    client.store = web.store  # type: ignore[attr-defined]
     for name in ("hello", "other"):
         assert client.post("/api/apps", json={"name": name}).status_code == 201
-    yield client
-    app.extensions["paas_redis"].close()
-    app.extensions["paas_store"].close()
-    store.close()
+    return client
 
 
 def make_cert(tmp_path: Path, domain: str) -> tuple[str, str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,10 +14,8 @@ from rq import Queue
 
 from paas import keys
 from paas.build import source_blob
-from paas.config import Settings
 from paas.errors import BuildFailed, PayloadTooLarge
 from paas.store import Store
-from web import create_app
 
 
 def tarball(files: dict[str, str], top: str = "") -> bytes:
@@ -66,20 +63,12 @@ def test_display_url_hides_credentials_and_signatures() -> None:
 
 
 @pytest.fixture()
-def client(tmp_path: Path, redis_url: str, r: redis.Redis) -> Iterator[FlaskClient]:
-    s = Settings(home=tmp_path, domain="localhost", http_port=8080,
-                 redis_url_override=redis_url, runtime="process")
-    store = Store(s.db_path)
-    store.migrate()
-    admin = store.create_user("admin", is_admin=True)
-    app = create_app(s)
-    client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {store.create_token(admin.id)}"
+def client(make_web) -> FlaskClient:  # noqa: ANN001
+    web = make_web()
+    client = web.app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {web.admin_token}"
     client.post("/api/apps", json={"name": "hello"})
-    yield client
-    app.extensions["paas_redis"].close()
-    app.extensions["paas_store"].close()
-    store.close()
+    return client
 
 
 def queued(r: redis.Redis) -> list[tuple]:
