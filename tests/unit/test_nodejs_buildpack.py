@@ -380,10 +380,12 @@ def test_compile_installs_builds_prunes_and_the_app_runs_where_it_is_moved(
     assert 'PATH="$HOME/node_modules/.bin:$PATH"' in profile
     result = run_in_dyno(moved, "\n".join([
         'echo "$NODE_ENV"',
+        'echo "update notifier: $(npm config get update-notifier)"',
         "node -p \"require('ms')(60000)\"",
         "node -e \"require('escape-html')\" 2>/dev/null || echo devDependency pruned",
     ]))
-    assert result.stdout.splitlines() == ["production", "1m", "devDependency pruned"], (
+    assert result.stdout.splitlines() == [
+        "production", "update notifier: false", "1m", "devDependency pruned"], (
         result.stderr
     )
     port = web_dyno(moved, "npm start")
