@@ -22,7 +22,15 @@ from paas.runtime import ocispec
 from paas.runtime.runc import RuncDriver
 from paas.runtime.stacks import DEFAULT_STACK
 
-BUILD_LIMITS = ocispec.Limits(memory_mb=2048, pids=1024, cpu_shares=1024, tmp_mb=1024)
+#: A build's CPU weight against a dyno's (1024): under contention a build gets what the
+#: running apps leave, so a deploy does not slow the app it replaces. The worker's nice
+#: level cannot do this on its own: niceness only weighs tasks inside one cgroup, and each
+#: build and each dyno has its own. Weights only count when every core is busy; then, at
+#: 128, a build still gets 1/17 of the CPU against two dynos, so a saturated app can
+#: still deploy its fix.
+BUILD_CPU_SHARES = int(os.environ.get("PAAS_BUILD_CPU_SHARES", "128"))
+BUILD_LIMITS = ocispec.Limits(memory_mb=2048, pids=1024, cpu_shares=BUILD_CPU_SHARES,
+                              tmp_mb=1024)
 INSIDE_BUILD, INSIDE_CACHE, INSIDE_ENV = "/build", "/cache", "/env"
 INSIDE_BUILDPACK, INSIDE_TOOLS, INSIDE_EXPORTS = "/buildpack", "/tools/bin", "/exports"
 

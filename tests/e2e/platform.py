@@ -54,6 +54,8 @@ class Platform:
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     ssh_port: int = field(default_factory=free_port)  # git over SSH
+    #: Settings of this platform beyond the test defaults, e.g. for a bench's comparison.
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -83,6 +85,7 @@ class Platform:
             "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.com",
         })
         env.pop("REDIS_URL", None)
+        env.update(self.extra_env)
         return env
 
     # --- life cycle ---------------------------------------------------------------

@@ -1,0 +1,59 @@
+"""The build sandbox on runc: a compile runs in its own container, with a CPU weight below
+a dyno's so a build yields the CPU to the apps that serve traffic."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from paas.build.sandbox import BUILD_CPU_SHARES, BuildSandbox
+from paas.runtime.ocispec import Limits
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("runc") is None,
+    reason="needs root and runc (CI has both): the compile runs in a runc container",
+)
+
+
+def cpu_weight(cid: str) -> int | None:
+    """The container's CPU weight from the host's side: cgroup v1 shares or v2 weight."""
+    v1 = Path(f"/sys/fs/cgroup/cpu/paas/{cid}/cpu.shares")
+    if v1.exists():
+        return int(v1.read_text())
+    v2 = Path(f"/sys/fs/cgroup/paas/{cid}/cpu.weight")
+    if v2.exists():
+        return int(v2.read_text())
+    return None
+
+
+def test_a_compile_runs_with_a_cpu_weight_below_a_dynos(tmp_path: Path) -> None:
+    assert BUILD_CPU_SHARES < Limits().cpu_shares
+    buildpack = tmp_path / "bp"
+    (buildpack / "bin").mkdir(parents=True)
+    compile_script = buildpack / "bin" / "compile"
+    compile_script.write_text("#!/bin/bash\necho compiling in \"$1\"\nread -r _\n")
+    compile_script.chmod(0o755)
+    build, cache, env = (tmp_path / name for name in ("build", "cache", "env"))
+    for folder in (build, cache, env):
+        folder.mkdir()
+    sandbox = BuildSandbox(tmp_path / "home", uid=os.getuid() + 40000, name="weight")
+    argv = sandbox.command(compile_script, build, cache, env, {"PATH": "/usr/bin:/bin"})
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "compiling in /build"
+        # The compile waits on stdin, so its container is there to look at.
+        weight = cpu_weight(sandbox.cid)
+        v2 = not Path(f"/sys/fs/cgroup/cpu/paas/{sandbox.cid}").exists()
+        # On cgroup v2, runc maps shares to a weight: 1 + (shares - 2) * 9999 / 262142.
+        expected = 1 + (BUILD_CPU_SHARES - 2) * 9999 // 262142 if v2 else BUILD_CPU_SHARES
+        assert weight == expected
+        proc.communicate("done\n", timeout=30)
+        assert proc.returncode == 0
+    finally:
+        proc.kill()
+        sandbox.cleanup()
