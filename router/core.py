@@ -12,7 +12,7 @@ import ipaddress
 import re
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum, IntEnum
 from http import HTTPStatus
@@ -299,7 +299,46 @@ def valid_request_id(value: bytes) -> bool:
     return _REQUEST_ID.fullmatch(value) is not None
 
 
-def forwarded_for(client_value: str | None, peer: str, trusted_proxies: frozenset[str]) -> str:
+class TrustedProxies:
+    """The peers whose X-Forwarded-For is believed: addresses and networks in CIDR form
+    (`10.0.0.7`, `10.1.0.0/16`, `fd00::/8`). An IPv4 peer seen on a dual-stack socket as
+    `::ffff:a.b.c.d` matches its IPv4 form."""
+
+    def __init__(self, entries: Iterable[str] = ()) -> None:
+        self.networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        for entry in entries:
+            try:
+                self.networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is neither an IP address nor a network; give addresses or "
+                    "CIDR networks, comma-separated, e.g. 10.0.0.7,192.168.0.0/16"
+                ) from None
+        self._seen: dict[str, bool] = {}  # peer -> trusted; peers repeat, parsing does not
+
+    def __bool__(self) -> bool:
+        return bool(self.networks)
+
+    def __contains__(self, peer: object) -> bool:
+        if not self.networks or not isinstance(peer, str):
+            return False
+        known = self._seen.get(peer)
+        if known is None:
+            if len(self._seen) > 4096:
+                self._seen.clear()
+            try:
+                address = ipaddress.ip_address(peer)
+            except ValueError:
+                known = False
+            else:
+                if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+                    address = address.ipv4_mapped
+                known = any(address in network for network in self.networks)
+            self._seen[peer] = known
+        return known
+
+
+def forwarded_for(client_value: str | None, peer: str, trusted_proxies: Container[str]) -> str:
     """The X-Forwarded-For to send: the peer alone, unless the peer is a trusted proxy,
     whose claim about the client is kept in front of it."""
     if client_value and peer in trusted_proxies:
@@ -317,7 +356,7 @@ def prepare_request(
     peer: str,
     listen_port: int,
     now: float,
-    trusted_proxies: frozenset[str] = frozenset(),
+    trusted_proxies: Container[str] = frozenset(),
     upgrade: bool = False,
     proto: bytes = b"http",
     http10: bool = False,

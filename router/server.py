@@ -79,7 +79,7 @@ class RouterServer:
         self.domain = domain.lower().rstrip(".")
         self.platform_backend = Backend("web", platform_addr)
         self.redis_url = redis_url
-        self.trusted_proxies = frozenset(trusted_proxies)
+        self.trusted_proxies = core.TrustedProxies(trusted_proxies)
         self.first_byte_timeout = first_byte_timeout
         self.connect_timeout = connect_timeout
         self.idle_timeout = idle_timeout
@@ -428,6 +428,11 @@ def main() -> int:
                  cert)
     trusted = [p.strip() for p in os.environ.get("PAAS_TRUSTED_PROXIES", "").split(",")
                if p.strip()]
+    try:
+        core.TrustedProxies(trusted)
+    except ValueError as exc:
+        log.error("PAAS_TRUSTED_PROXIES: %s", exc)
+        return 1
     workers = worker_count(os.environ.get("PAAS_ROUTER_WORKERS"))
     per_ip = int(os.environ.get("PAAS_ROUTER_MAX_CONNS_PER_IP") or "512")
 

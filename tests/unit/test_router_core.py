@@ -175,6 +175,21 @@ def test_trusted_proxy_keeps_and_appends_the_client_chain() -> None:
     assert untrusted.forwarded_for == "10.0.0.7"
 
 
+def test_trusted_proxies_are_addresses_or_networks() -> None:
+    trusted = core.TrustedProxies(["10.0.0.7", "192.168.0.0/16", "fd00::/8"])
+    assert "10.0.0.7" in trusted and "10.0.0.8" not in trusted
+    assert "192.168.44.1" in trusted and "192.169.0.1" not in trusted
+    assert "fd12::1" in trusted and "fe80::1" not in trusted
+    assert "::ffff:192.168.1.1" in trusted, "an IPv4 peer on a dual-stack socket"
+    assert "" not in trusted and "not-an-address" not in trusted
+    assert not core.TrustedProxies() and "10.0.0.7" not in core.TrustedProxies()
+    info = prepare([(b"X-Forwarded-For", b"1.2.3.4")],
+                   trusted_proxies=core.TrustedProxies(["10.0.0.0/8"]))
+    assert info.forwarded_for == "1.2.3.4, 10.0.0.7"
+    with pytest.raises(ValueError, match="CIDR"):
+        core.TrustedProxies(["10.0.0.0/33"])
+
+
 def test_forwarded_for_function() -> None:
     assert core.forwarded_for(None, "10.0.0.1", frozenset({"10.0.0.1"})) == "10.0.0.1"
     assert core.forwarded_for("1.1.1.1", "10.0.0.1", frozenset()) == "10.0.0.1"
