@@ -598,7 +598,8 @@ class ClientConnection(asyncio.Protocol):
         close = self._must_close(ex)
         ex.status, ex.pending = 301 if ex.method in (b"GET", b"HEAD") else 308, []
         self._write(ex, core.redirect_response(
-            ex.info.host, ex.url, https_port=self.server.https_port, method=ex.method,
+            ex.info.host, ex.url,
+            https_port=self.server.public_https_port or self.server.https_port, method=ex.method,
             close=close, request_id=ex.info.request_id,
         ))
         self._answered(ex, close)

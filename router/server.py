@@ -65,6 +65,7 @@ class RouterServer:
         tls_cert: str | os.PathLike[str] | None = None,
         tls_key: str | os.PathLike[str] | None = None,
         reuse_port: bool = False,
+        public_https_port: int | None = None,
     ) -> None:
         """`platform_addr` is where the platform's web process listens ("unix:/path" or
         "host:port"); `redis_url` None runs on an empty, static table (no Redis at all).
@@ -75,7 +76,9 @@ class RouterServer:
         one; `max_conns_per_ip`: open connections per client address, per process (429
         past it); `max_body`: bytes of request body (413 past it; None: no limit).
         `tls_cert`/`tls_key`: the platform certificate, for HTTPS (`start(https_port=)`);
-        `reuse_port`: SO_REUSEPORT, so several router processes share the ports."""
+        `reuse_port`: SO_REUSEPORT, so several router processes share the ports.
+        `public_https_port`: the HTTPS port clients reach, for redirects to HTTPS, when
+        something in front (a port forward, a load balancer) maps it onto ours."""
         self.domain = domain.lower().rstrip(".")
         self.platform_backend = Backend("web", platform_addr)
         self.redis_url = redis_url
@@ -89,6 +92,7 @@ class RouterServer:
         self.max_body = max_body
         self.tls_cert, self.tls_key = tls_cert, tls_key
         self.reuse_port = reuse_port
+        self.public_https_port = public_https_port
         self.resync_interval = resync_interval
         self.heartbeat_interval = heartbeat_interval
         self.table = core.RouteTable()
@@ -433,6 +437,7 @@ def main() -> int:
     except ValueError as exc:
         log.error("PAAS_TRUSTED_PROXIES: %s", exc)
         return 1
+    public_https = int(os.environ.get("PAAS_PUBLIC_HTTPS_PORT") or "0") or None
     workers = worker_count(os.environ.get("PAAS_ROUTER_WORKERS"))
     per_ip = int(os.environ.get("PAAS_ROUTER_MAX_CONNS_PER_IP") or "512")
 
@@ -440,7 +445,7 @@ def main() -> int:
         server = RouterServer(
             domain=s.domain, platform_addr=f"unix:{s.web_socket}", redis_url=s.redis_url,
             trusted_proxies=trusted, tls_cert=cert, tls_key=key, reuse_port=workers > 1,
-            max_conns_per_ip=per_ip,
+            max_conns_per_ip=per_ip, public_https_port=public_https,
         )
         try:
             uvloop.run(serve(server, host, s.http_port, https_port))

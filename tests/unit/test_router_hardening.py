@@ -125,6 +125,12 @@ def test_https_redirect_sends_http_clients_to_https(start_router, backends, r, c
         assert status == 301
         assert resp.getheader("Location") == f"https://www.shop.test:{router.https_port}/a?b=1"
         assert fetch(conn, "localhost")[0] == 200  # the platform itself is not redirected
+    # Behind a port forward from 443, the redirect names the port clients reach.
+    forwarded = start_router(https_port=0, tls_cert=certs.cert, tls_key=certs.key,
+                             public_https_port=443)
+    with client(forwarded) as conn:
+        status, resp, _ = fetch(conn, "www.shop.test", "/a")
+        assert (status, resp.getheader("Location")) == (301, "https://www.shop.test/a")
 
 
 def test_requests_go_to_the_backend_with_fewest_outstanding(start_router, backends, r) -> None:
