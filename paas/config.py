@@ -6,6 +6,7 @@ child started by `paas up` sees exactly what its parent saw.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,6 +131,69 @@ def settings() -> Settings:
         runtime=os.environ.get("PAAS_RUNTIME") or _default_runtime(),
         ssh_port=ssh_port_setting(os.environ.get("PAAS_SSH_PORT")),
     )
+
+
+@dataclass(frozen=True)
+class RouterSettings:
+    """The router's own settings (README, "Settings"), read by `router_settings()`."""
+
+    host: str  # PAAS_ROUTER_HOST
+    https_port: int | None  # PAAS_HTTPS_PORT; None: no HTTPS listener
+    public_https_port: int | None  # PAAS_PUBLIC_HTTPS_PORT; None: https_port
+    tls_cert: Path  # PAAS_TLS_CERT: the platform certificate
+    tls_key: Path  # PAAS_TLS_KEY
+    trusted_proxies: tuple[str, ...]  # PAAS_TRUSTED_PROXIES: addresses or CIDR networks
+    workers: int | None  # PAAS_ROUTER_WORKERS; None: one per core
+    max_conns_per_ip: int  # PAAS_ROUTER_MAX_CONNS_PER_IP
+
+
+def router_settings(s: Settings | None = None) -> RouterSettings:
+    """The router's settings from the environment; a PaasError names a malformed one."""
+    s = s or settings()
+    env = os.environ
+    https_port = _port(env, "PAAS_HTTPS_PORT", default=8443, zero_means_off=True)
+    workers_text = (env.get("PAAS_ROUTER_WORKERS") or "").strip().lower()
+    if workers_text in ("", "0", "auto"):
+        workers = None
+    elif workers_text.isdigit():
+        workers = int(workers_text)
+    else:
+        raise PaasError(f"PAAS_ROUTER_WORKERS={workers_text!r} is not a number; give a "
+                        "number of processes, or auto (or 0) for one per core")
+    trusted = tuple(p.strip() for p in env.get("PAAS_TRUSTED_PROXIES", "").split(",")
+                    if p.strip())
+    for entry in trusted:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise PaasError(f"PAAS_TRUSTED_PROXIES: {entry!r} is neither an IP address nor a "
+                            "network; give addresses or CIDR networks, comma-separated, "
+                            "e.g. 10.0.0.7,192.168.0.0/16") from None
+    max_conns = (env.get("PAAS_ROUTER_MAX_CONNS_PER_IP") or "512").strip()
+    if not max_conns.isdigit() or int(max_conns) < 1:
+        raise PaasError(f"PAAS_ROUTER_MAX_CONNS_PER_IP={max_conns!r} is not a positive number")
+    return RouterSettings(
+        host=env.get("PAAS_ROUTER_HOST") or "0.0.0.0",
+        https_port=https_port,
+        public_https_port=_port(env, "PAAS_PUBLIC_HTTPS_PORT", default=None,
+                                zero_means_off=True),
+        tls_cert=Path(env.get("PAAS_TLS_CERT") or s.home / "tls" / "platform.crt"),
+        tls_key=Path(env.get("PAAS_TLS_KEY") or s.home / "tls" / "platform.key"),
+        trusted_proxies=trusted,
+        workers=workers,
+        max_conns_per_ip=int(max_conns),
+    )
+
+
+def _port(env: os._Environ[str] | dict[str, str], name: str, default: int | None,
+          zero_means_off: bool = False) -> int | None:
+    text = (env.get(name) or "").strip()
+    if not text:
+        return default
+    if text.isdigit() and (int(text) < 65536) and (int(text) > 0 or zero_means_off):
+        return int(text) or None
+    raise PaasError(f"{name}={text!r} is not a port; give 1-65535"
+                    + (", or 0 for none" if zero_means_off else ""))
 
 
 def ssh_port_setting(value: str | None) -> int | None:

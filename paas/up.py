@@ -24,7 +24,7 @@ import redis
 import requests
 
 from paas import keys, routing
-from paas.config import Settings, redis_client, settings
+from paas.config import Settings, redis_client, router_settings, settings
 from paas.errors import PaasError
 from paas.runtime import driver_for, oneoff
 from paas.store import Store
@@ -101,6 +101,7 @@ class Platform:
     # --- setup ----------------------------------------------------------------------
     def prepare(self) -> None:
         s = self.s
+        router_settings(s)  # a malformed router setting stops `paas up` here, with its name
         s.home.mkdir(parents=True, exist_ok=True)
         s.home.chmod(0o700)
         for d in (s.run_dir, s.repos_dir, s.slugs_dir, s.cache_dir, s.builds_dir, s.dynos_dir):

@@ -17,7 +17,6 @@ import ssl
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, TypeVar
 
 import redis
@@ -25,7 +24,8 @@ import redis.asyncio as aioredis
 
 from paas import keys, logs, routes
 from paas.agent import state as dyno_state
-from paas.config import settings
+from paas.config import router_settings, settings
+from paas.errors import PaasError
 from paas.routes import Backend, Certificate
 from router import core, tls
 from router.backend import BackendPool
@@ -414,38 +414,32 @@ async def serve(server: RouterServer, host: str, port: int,
 
 
 def main() -> int:
-    """`python -m router`: serve the platform's domain on settings().http_port, HTTPS on
-    PAAS_HTTPS_PORT (8443 unless set; 0 turns it off), in PAAS_ROUTER_WORKERS processes
-    (one per core unless set)."""
+    """`python -m router`: serve the platform's domain on settings().http_port, with the
+    rest of paas.config.router_settings() (HTTPS on 8443 unless set; one process per
+    core unless set)."""
     import uvloop
 
     from router.workers import run_workers, worker_count
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s router %(levelname)s %(message)s")
     s = settings()
-    host = os.environ.get("PAAS_ROUTER_HOST", "0.0.0.0")
-    https_port = int(os.environ.get("PAAS_HTTPS_PORT") or "8443") or None
-    cert = Path(os.environ.get("PAAS_TLS_CERT") or s.home / "tls" / "platform.crt")
-    key = Path(os.environ.get("PAAS_TLS_KEY") or s.home / "tls" / "platform.key")
-    if https_port and tls.ensure_platform_certificate(cert, key, s.domain):
-        log.info("made a self-signed certificate for %s and *.%s in %s", s.domain, s.domain,
-                 cert)
-    trusted = [p.strip() for p in os.environ.get("PAAS_TRUSTED_PROXIES", "").split(",")
-               if p.strip()]
     try:
-        core.TrustedProxies(trusted)
-    except ValueError as exc:
-        log.error("PAAS_TRUSTED_PROXIES: %s", exc)
+        rs = router_settings(s)
+    except PaasError as exc:
+        log.error("%s", exc.message)
         return 1
-    public_https = int(os.environ.get("PAAS_PUBLIC_HTTPS_PORT") or "0") or None
-    workers = worker_count(os.environ.get("PAAS_ROUTER_WORKERS"))
-    per_ip = int(os.environ.get("PAAS_ROUTER_MAX_CONNS_PER_IP") or "512")
+    host, https_port = rs.host, rs.https_port
+    if https_port and tls.ensure_platform_certificate(rs.tls_cert, rs.tls_key, s.domain):
+        log.info("made a self-signed certificate for %s and *.%s in %s", s.domain, s.domain,
+                 rs.tls_cert)
+    workers = worker_count(rs.workers)
 
     def work() -> int:
         server = RouterServer(
             domain=s.domain, platform_addr=f"unix:{s.web_socket}", redis_url=s.redis_url,
-            trusted_proxies=trusted, tls_cert=cert, tls_key=key, reuse_port=workers > 1,
-            max_conns_per_ip=per_ip, public_https_port=public_https,
+            trusted_proxies=rs.trusted_proxies, tls_cert=rs.tls_cert, tls_key=rs.tls_key,
+            reuse_port=workers > 1, max_conns_per_ip=rs.max_conns_per_ip,
+            public_https_port=rs.public_https_port,
         )
         try:
             uvloop.run(serve(server, host, s.http_port, https_port))

@@ -15,10 +15,11 @@ log = logging.getLogger("router")
 _PR_SET_PDEATHSIG = 1
 
 
-def worker_count(raw: str | None) -> int:
-    """PAAS_ROUTER_WORKERS: a number, or unset/0/`auto` for one per core."""
-    if raw and raw.strip().lower() not in ("0", "auto"):
-        return max(1, int(raw))
+def worker_count(configured: int | None) -> int:
+    """PAAS_ROUTER_WORKERS as router_settings() read it: a number, or None for one per
+    core."""
+    if configured:
+        return configured
     return len(os.sched_getaffinity(0)) or 1
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -532,3 +533,39 @@ def test_each_new_error_has_a_page_and_a_log_line(
                          bytes_sent=0, error=error, protocol="https")
     assert line.startswith(f"at=error code={code} " if code else "at=error desc=")
     assert line.endswith("protocol=https")
+
+
+# --- settings -------------------------------------------------------------------------------
+
+
+def test_router_settings_are_read_and_checked(monkeypatch: pytest.MonkeyPatch,
+                                              tmp_path: Path) -> None:
+    from paas.config import router_settings
+    from paas.errors import PaasError
+
+    for name in ("PAAS_HTTPS_PORT", "PAAS_PUBLIC_HTTPS_PORT", "PAAS_ROUTER_WORKERS",
+                 "PAAS_TRUSTED_PROXIES", "PAAS_ROUTER_MAX_CONNS_PER_IP", "PAAS_TLS_CERT",
+                 "PAAS_TLS_KEY", "PAAS_ROUTER_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PAAS_HOME", str(tmp_path))
+    plain = router_settings()
+    assert (plain.host, plain.https_port, plain.public_https_port, plain.workers,
+            plain.max_conns_per_ip, plain.trusted_proxies) == ("0.0.0.0", 8443, None, None,
+                                                               512, ())
+    assert plain.tls_cert == tmp_path / "tls" / "platform.crt"
+    monkeypatch.setenv("PAAS_HTTPS_PORT", "0")
+    monkeypatch.setenv("PAAS_PUBLIC_HTTPS_PORT", "443")
+    monkeypatch.setenv("PAAS_ROUTER_WORKERS", "auto")
+    monkeypatch.setenv("PAAS_TRUSTED_PROXIES", " 10.0.0.7, 192.168.0.0/16 ,")
+    set_ = router_settings()
+    assert (set_.https_port, set_.public_https_port, set_.workers) == (None, 443, None)
+    assert set_.trusted_proxies == ("10.0.0.7", "192.168.0.0/16")
+    for name, value, named in (("PAAS_HTTPS_PORT", "70000", "is not a port"),
+                               ("PAAS_ROUTER_WORKERS", "many", "is not a number"),
+                               ("PAAS_TRUSTED_PROXIES", "10.0.0.0/40", "CIDR"),
+                               ("PAAS_ROUTER_MAX_CONNS_PER_IP", "0", "positive")):
+        with monkeypatch.context() as m:
+            m.setenv(name, value)
+            with pytest.raises(PaasError, match=named) as raised:
+                router_settings()
+            assert name in raised.value.message
