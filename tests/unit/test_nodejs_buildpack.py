@@ -394,7 +394,7 @@ def test_compile_installs_builds_prunes_and_the_app_runs_where_it_is_moved(
 
 @pytest.mark.parametrize("manager", [YARN, PNPM], ids=lambda m: m.fixture)
 def test_yarn_and_pnpm_apps_reuse_node_modules_and_the_manager(
-    tmp_path: Path, manager: Manager
+    tmp_path: Path, manager: Manager, web_dyno: Callable[[Path, str], int]
 ) -> None:
     cache = tmp_path / "cache"
     env = platform_env(tmp_path)
@@ -412,6 +412,15 @@ def test_yarn_and_pnpm_apps_reuse_node_modules_and_the_manager(
     assert run_in_dyno(second, "node -p \"require('ms')(2000)\"").stdout == "2s\n"
     # The layer the build job makes of node_modules must be the same for the same lockfile.
     assert tree_listing(second / "node_modules") == tree_listing(tmp_path / "1" / "node_modules")
+    # The manager is in the slug, so a Procfile's `yarn start` / `pnpm start` runs in a
+    # dyno, wherever the slug is moved to.
+    moved = tmp_path / "dyno" / "app"
+    moved.parent.mkdir()
+    shutil.move(second, moved)
+    version = run_in_dyno(moved, f"{name} --version")
+    assert version.returncode == 0 and version.stdout.startswith(
+        "1." if name == "yarn" else "9."), version.stderr
+    assert get(web_dyno(moved, f"{name} start")) == PAGE
 
 
 def tree_listing(root: Path) -> list[tuple[str, bytes]]:
