@@ -17,6 +17,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
+from paas import audit as audit_log
 from paas import keys, permissions
 from paas.config import Settings
 from paas.errors import PaasError, PayloadTooLarge, RateLimited, Unauthorized
@@ -148,15 +149,10 @@ def audit(response: Response) -> Response:
     if target is None or request.method in ("GET", "HEAD") or response.status_code >= 400:
         return response
     app, action = target
-    detail: dict = {"request": f"{request.method} {request.path}"}
     body = request.get_json(silent=True) if (request.content_length or 0) < 4096 else None
-    if isinstance(body, dict) and body:
-        # Config values are secrets: only which keys changed is kept.
-        detail["body"] = sorted(body) if action.startswith("config") else body
-    if "Paas-Release" in response.headers:
-        detail["release"] = response.headers["Paas-Release"]
     endpoint = (request.endpoint or "").removeprefix("api.")
-    store().record_audit(app.name, g.user, endpoint, detail)
+    audit_log.record(store(), app.name, g.user, endpoint, f"{request.method} {request.path}",
+                     body, permission=action, release=response.headers.get("Paas-Release"))
     return response
 
 
