@@ -15,7 +15,7 @@ from paas.agent import state as dyno_state
 from paas.build import output
 from paas.errors import InvalidInput, PaasError
 from paas.store import App
-from web.dashboard import app_for_user, dashboard, rds, settings, store
+from web.dashboard import app_for_user, audit, dashboard, rds, settings, store
 from web.dashboard.auth import local_path
 from web.dashboard.streams import line_matches, metrics_for
 
@@ -85,6 +85,7 @@ def apps() -> str:
 def create_app() -> ResponseReturnValue:
     name = request.form.get("name", "").strip() or None
     app = app_ops.create(settings(), store(), rds(), g.user, name)
+    audit(app, "create_app", {"name": name} if name else None, permission="create")
     flash(f"Created {app.name}. Push code to it to deploy.", "ok")
     return redirect(url_for("dashboard.overview", name=app.name))
 
@@ -137,6 +138,7 @@ def rollback(name: str) -> ResponseReturnValue:
     if not version.isdigit():
         raise InvalidInput("choose a release to roll back to")
     release = releases.rollback(store(), rds(), app, g.user, int(version))
+    audit(app, "rollback", {"release": int(version)}, release=release.version)
     return _done(f"Rolling back to v{version} as v{release.version}.")
 
 
@@ -160,12 +162,15 @@ def scale(name: str) -> ResponseReturnValue:
     if request.form.get("size"):
         update["size"] = request.form["size"]
     actions.update_formation(store(), rds(), app, [update])
+    audit(app, "update_formation", {"updates": [update]})
     return _done(f"Scaled {ptype} to {quantity}.")
 
 
 @dashboard.post("/apps/<name>/restart")
 def restart(name: str) -> ResponseReturnValue:
-    actions.restart(store(), rds(), app_for_user(name, "scale"))
+    app = app_for_user(name, "scale")
+    actions.restart(store(), rds(), app)
+    audit(app, "restart_dynos")
     return _done("Restarting every dyno, one after another.")
 
 
@@ -197,6 +202,7 @@ def set_config(name: str) -> ResponseReturnValue:
     else:
         changes = {key: request.form.get("value", "")}
     _, release = actions.update_config(store(), rds(), app, g.user, changes)
+    audit(app, "update_config", changes, permission="config:write", release=release.version)
     verb = "Unset" if request.form.get("unset") else "Set"
     return _done(f"{verb} {key}; deploying v{release.version}.")
 
@@ -204,8 +210,10 @@ def set_config(name: str) -> ResponseReturnValue:
 @dashboard.post("/apps/<name>/buildpacks")
 def set_buildpacks(name: str) -> ResponseReturnValue:
     app = app_for_user(name, "settings")
-    entries = [line.strip() for line in request.form.get("buildpacks", "").splitlines()]
-    actions.set_buildpacks(store(), app, [e for e in entries if e])
+    lines = (line.strip() for line in request.form.get("buildpacks", "").splitlines())
+    entries = [line for line in lines if line]
+    actions.set_buildpacks(store(), app, entries)
+    audit(app, "set_buildpacks", {"updates": [{"buildpack": e} for e in entries]})
     return _done("Buildpacks saved; they build the next push.")
 
 
@@ -215,6 +223,7 @@ def delete(name: str) -> ResponseReturnValue:
     if request.form.get("confirm", "").strip() != app.name:
         raise InvalidInput(f"type the app's name, {app.name}, to delete it")
     app_ops.destroy(settings(), store(), rds(), app)
+    audit(app, "destroy_app")
     flash(f"Deleted {app.name}.", "ok")
     return redirect(url_for("dashboard.apps"))
 
