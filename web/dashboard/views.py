@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from flask import flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from paas import actions, events, logs, releases
+from paas import actions, events, logs, releases, routing
 from paas import apps as app_ops
 from paas import sizes as dyno_sizes
 from paas.agent import state as dyno_state
@@ -175,22 +175,13 @@ def restart(name: str) -> ResponseReturnValue:
 
 
 # --- settings ----------------------------------------------------------------------------
-def _optional_settings(app: App) -> dict[str, object]:
-    """Custom domains and maintenance mode, shown once the store keeps them (they come
-    with their own tables); until then the settings page leaves their sections out."""
-    found: dict[str, object] = {}
-    for name in ("domains", "maintenance"):
-        read = getattr(store(), name, None)
-        if callable(read):
-            found[name] = read(app)
-    return found
-
-
 @dashboard.get("/apps/<name>/settings")
 def settings_page(name: str) -> str:
     app = app_for_user(name, "config:read")
     return _page("settings.html", app, "settings", config=store().config_vars(app),
-                 buildpacks=store().buildpacks(app), optional=_optional_settings(app))
+                 buildpacks=store().buildpacks(app), domains=store().domains(app),
+                 platform_host=f"{app.name}.{settings().domain}",
+                 maintenance=store().app_routing(app).maintenance)
 
 
 @dashboard.post("/apps/<name>/config")
@@ -215,6 +206,37 @@ def set_buildpacks(name: str) -> ResponseReturnValue:
     actions.set_buildpacks(store(), app, entries)
     audit(app, "set_buildpacks", {"updates": [{"buildpack": e} for e in entries]})
     return _done("Buildpacks saved; they build the next push.")
+
+
+@dashboard.post("/apps/<name>/domains")
+def add_domain(name: str) -> ResponseReturnValue:
+    app = app_for_user(name, "settings")
+    hostname = request.form.get("hostname", "")
+    domain = routing.add_domain(store(), rds(), app, hostname, settings().domain)
+    audit(app, "add_domain", {"hostname": hostname})
+    return _done(f"Added {domain.hostname}: point its DNS at this platform and it reaches "
+                 f"{app.name}.")
+
+
+@dashboard.post("/apps/<name>/domains/<hostname>/remove")
+def remove_domain(name: str, hostname: str) -> ResponseReturnValue:
+    app = app_for_user(name, "settings")
+    removed = routing.remove_domain(store(), rds(), app, hostname)
+    audit(app, "remove_domain")
+    return _done(f"Removed {removed}.")
+
+
+@dashboard.post("/apps/<name>/maintenance")
+def set_maintenance(name: str) -> ResponseReturnValue:
+    app = app_for_user(name, "settings")
+    wanted = request.form.get("maintenance", "")
+    if wanted not in ("on", "off"):
+        raise InvalidInput("choose whether maintenance mode is on or off")
+    routing.set_app_routing(store(), rds(), app, maintenance=wanted == "on")
+    audit(app, "set_routing", {"maintenance": wanted == "on"})
+    if wanted == "on":
+        return _done("Maintenance mode is on: visitors get the maintenance page (503).")
+    return _done("Maintenance mode is off: visitors reach the app again.")
 
 
 @dashboard.post("/apps/<name>/delete")
