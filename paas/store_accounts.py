@@ -233,6 +233,11 @@ class AccountsMixin:
             )
 
     def remove_collaborator(self, app: App, user: User) -> None:
+        """Take a collaborator off the app; its owner cannot be taken off (the app always
+        keeps one), only replaced by a transfer."""
+        if user.id == app.owner_id:
+            raise Conflict(f"{user.name} owns {app.name}: transfer it to someone else first "
+                           "(`paas apps:transfer`)")
         with self._tx() as c:
             cur = c.execute("DELETE FROM collaborators WHERE app_id = ? AND user_id = ?",
                             (app.id, user.id))

@@ -180,6 +180,15 @@ def test_collaborators_are_added_changed_and_removed_by_owners(env: Env) -> None
     assert env.client.get("/api/apps/hello", headers=env.as_user("zed")).status_code == 404
 
 
+def test_the_apps_owner_cannot_be_removed_only_replaced_by_a_transfer(env: Env) -> None:
+    make_app(env)
+    for remover in ("olive", "oona", "admin"):
+        refused = env.client.delete("/api/apps/hello/collaborators/olive",
+                                    headers=env.as_user(remover))
+        assert refused.status_code == 409 and "apps:transfer" in refused.get_json()["message"]
+    assert env.store.app("hello").owner == "olive"
+
+
 def test_transfer_makes_the_previous_owner_a_deploy_collaborator(env: Env) -> None:
     make_app(env)
     moved = env.client.post("/api/apps/hello/transfer", json={"owner": "dee"},
