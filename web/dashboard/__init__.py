@@ -133,4 +133,9 @@ def audit(app: App, action: str, body: object = None, *, permission: str = "",
                      release=None if release is None else str(release))
 
 
-from web.dashboard import auth, streams, views  # noqa: E402, F401 - registers the routes
+from web.dashboard import (  # noqa: E402, F401 - registers the routes
+    auth,
+    collaborators,
+    streams,
+    views,
+)
