@@ -7,9 +7,7 @@ meet is a PaasError and leaves as `{"id": ..., "message": ...}` with its status.
 from __future__ import annotations
 
 import base64
-import hashlib
 import os
-import time
 from datetime import UTC, datetime
 
 import redis
@@ -18,7 +16,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from paas import audit as audit_log
-from paas import keys, permissions
+from paas import keys, permissions, ratelimit
 from paas.config import Settings
 from paas.errors import PaasError, PayloadTooLarge, RateLimited, Unauthorized
 from paas.store import App, Store, User
@@ -112,19 +110,12 @@ def rate_limit(scheme: str, credentials: str) -> None:
         except (ValueError, UnicodeDecodeError):
             return
     else:
-        identity = hashlib.sha256(credentials.encode()).hexdigest()[:24]
-    now = time.time()
-    window = int(now // RATE_WINDOW)
-    key = keys.api_rate(hashlib.sha256(identity.encode()).hexdigest()[:24], window)
-    try:
-        with rds().pipeline() as pipe:
-            count = pipe.incr(key).expire(key, RATE_WINDOW * 2).execute()[0]
-    except redis.RedisError:
-        return  # no Redis, no limit: the API keeps answering what it can
-    if count > limit:
-        retry = max(1, int((window + 1) * RATE_WINDOW - now + 0.999))
+        identity = ratelimit.digest(credentials)
+    # Without Redis nothing is counted: the API keeps answering what it can.
+    count = ratelimit.hit(rds(), keys.api_rate(ratelimit.digest(identity)), RATE_WINDOW)
+    if count is not None and count.value > limit:
         raise RateLimited(f"more than {limit} requests a minute with this token; "
-                          f"try again in {retry} s", retry)
+                          f"try again in {count.retry_after} s", count.retry_after)
 
 
 def _password_user(credentials: str) -> User | None:

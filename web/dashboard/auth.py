@@ -16,7 +16,8 @@ from flask import flash, g, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup, escape
 
-from web.dashboard import dashboard, store
+from paas import ratelimit
+from web.dashboard import dashboard, rds, store
 
 #: Endpoints reachable without a session.
 PUBLIC = {"dashboard.login", "dashboard.static"}
@@ -82,7 +83,15 @@ def login() -> ResponseReturnValue:
         csrf_token()
         return render_template("dashboard/login.html", next=next_path)
     token = request.form.get("token", "").strip()
-    name = request.form.get("name", "").strip()
+    name = "" if token else request.form.get("name", "").strip()
+    # The router is this process's only client and sets the address (ProxyFix reads it).
+    attempt = ratelimit.LoginAttempt(rds(), request.remote_addr or "unknown", name)
+    wait = attempt.start()
+    if wait is not None:
+        flash(f"Too many failed logins from this address or for this name: try again in "
+              f"{_duration(wait)}.", "error")
+        return (render_template("dashboard/login.html", next=next_path), 429,
+                {"Retry-After": str(wait)})
     user = None
     if token:
         user = store().user_for_token(token)
@@ -92,12 +101,20 @@ def login() -> ResponseReturnValue:
         flash("Those credentials did not work: check the name and password, or paste an API "
               "token (the admin's is in $PAAS_HOME/admin.token).", "error")
         return render_template("dashboard/login.html", next=next_path), 401
+    attempt.succeeded()
     # A fresh session: nothing from before the login (a planted CSRF token) carries over.
     session.clear()
     session.permanent = True
     session["user"] = user.name
     csrf_token()
     return redirect(next_path)
+
+
+def _duration(seconds: int) -> str:
+    if seconds < 60:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes = -(-seconds // 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
 @dashboard.post("/logout")
