@@ -1,8 +1,10 @@
 """Logging in to the dashboard through Flask's test client, with a real store and a real
-Redis: failed logins limited per client address and per user name."""
+Redis: failed logins limited per client address and per user name, and sessions that end
+when the credentials they stand on change."""
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 
 import pytest
@@ -13,7 +15,7 @@ from werkzeug.test import TestResponse
 
 from paas import keys, ratelimit
 from paas.store import Store
-from tests.unit.dashboard_support import csrf_of
+from tests.unit.dashboard_support import csrf_of, log_in
 
 PASSWORD = "correct horse battery"
 
@@ -117,3 +119,84 @@ def test_without_redis_logins_are_not_limited() -> None:
     attempt_down = ratelimit.LoginAttempt(down, "192.0.2.1", "ann")
     assert attempt_down.start() is None
     attempt_down.succeeded()  # nothing to take back, and no error either
+
+
+# --- sessions end when their credentials change -----------------------------------------
+def api_as(env: Env, token: str) -> FlaskClient:
+    client = env.app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    return client
+
+
+def ended(client: FlaskClient) -> bool:
+    """Whether the client's session no longer lets it in: pages send it to log in, and
+    its forms are refused (their CSRF token went with the session)."""
+    page = client.get("/")
+    return page.status_code == 302 and page.headers["Location"].startswith("/login")
+
+
+def test_a_password_change_ends_every_session_even_a_copied_cookie(env: Env) -> None:
+    ann = log_in(env.app, name="ann", password=PASSWORD)
+    csrf = csrf_of(ann, "/")
+    stolen = env.app.test_client()
+    stolen.set_cookie("paas_session", ann.get_cookie("paas_session").value)  # type: ignore[union-attr]
+    assert stolen.get("/").status_code == 200  # a copied cookie works, until...
+    token = env.store.create_token(env.store.user_by_name("ann").id)  # type: ignore[union-attr]
+    changed = api_as(env, token).patch("/api/account", json={
+        "password": "a brand new password", "current_password": PASSWORD})
+    assert changed.status_code == 200
+    assert ended(ann) and ended(stolen)
+    assert "Your session has ended" in ann.get("/login").get_data(as_text=True)
+    assert ann.post("/apps", data={"name": "after", "csrf_token": csrf}).status_code == 400
+    assert env.store.find_app("after") is None
+    # The new password opens a new session; the old one stays closed.
+    assert log_in(env.app, name="ann", password="a brand new password").get("/").status_code == 200
+    assert ended(stolen)
+
+
+def test_a_token_session_ends_when_the_token_is_revoked_or_the_password_changes(
+    env: Env
+) -> None:
+    user = env.store.user_by_name("bob")
+    assert user is not None
+    kept = env.store.create_token(user.id)
+    record, revoked = env.store.create_token_record(user, "for the dashboard")
+    session_one = log_in(env.app, token=revoked)
+    session_two = log_in(env.app, token=kept)
+    assert api_as(env, kept).delete(f"/api/account/tokens/{record.id}").status_code == 200
+    assert ended(session_one)
+    assert session_two.get("/").status_code == 200  # its own token still stands
+    env.store.set_password(user, "bob's new password")
+    assert ended(session_two)
+
+
+def test_a_removed_user_is_logged_out_and_a_new_one_of_that_name_is_not_them(
+    env: Env
+) -> None:
+    ann = log_in(env.app, name="ann", password=PASSWORD)
+    cookie = ann.get_cookie("paas_session").value  # type: ignore[union-attr]
+    # No API or CLI removes users yet: the row goes the way an admin's SQL would take it.
+    with sqlite3.connect(env.store.path) as db:
+        db.execute("DELETE FROM users WHERE name = 'ann'")
+    assert ended(ann)
+    env.store.set_password(env.store.create_user("ann"), PASSWORD)
+    replayed = env.app.test_client()
+    replayed.set_cookie("paas_session", cookie)
+    assert ended(replayed)
+
+
+def test_a_session_without_a_stamp_is_not_accepted(env: Env) -> None:
+    # As a cookie made before sessions carried a stamp would be.
+    client = env.app.test_client()
+    with client.session_transaction() as session:
+        session["user"] = "ann"
+        session["csrf"] = "x"
+    assert ended(client)
+
+
+def test_an_unchanged_session_carries_on(env: Env) -> None:
+    ann = log_in(env.app, name="ann", password=PASSWORD)
+    env.store.set_password(env.store.user_by_name("bob"), "someone else's change")  # type: ignore[arg-type]
+    env.store.create_token(env.store.user_by_name("ann").id)  # type: ignore[union-attr]
+    for _ in range(3):
+        assert ann.get("/").status_code == 200
