@@ -4,6 +4,7 @@ them, refused without the role or the CSRF token, and written to the audit log."
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pytest
@@ -59,6 +60,17 @@ def test_domains_are_added_and_removed_from_the_settings_page(env: Env) -> None:
     assert routes.load(env.r, "hello").domains == ()  # type: ignore[union-attr]
     assert "Removed www.example.com" in flashes(dee.get("/apps/hello/settings").get_data(
         as_text=True))
+
+
+def test_a_wildcard_domain_is_removed_by_its_own_form(env: Env) -> None:
+    dee = env.client("dee")
+    csrf = csrf_of(dee, "/apps/hello/settings")
+    dee.post("/apps/hello/domains", data={"hostname": "*.example.org", "csrf_token": csrf})
+    page = dee.get("/apps/hello/settings").get_data(as_text=True)
+    action = re.search(r'action="(/apps/hello/domains/[^"]*example\.org/remove)"', page)
+    assert action is not None
+    dee.post(action.group(1), data={"csrf_token": csrf})
+    assert env.store.domains(env.store.app("hello")) == []
 
 
 @pytest.mark.parametrize(("hostname", "message"), [
