@@ -85,6 +85,13 @@ def one_off_counter(app: str) -> str:
     return f"{PREFIX}:run:{app}:counter"
 
 
-def api_rate(identity: str, window: int) -> str:
-    """Counter of API requests by one token (or login name) in one rate-limit window."""
-    return f"{PREFIX}:ratelimit:{identity}:{window}"
+def api_rate(identity: str) -> str:
+    """Counter of API requests by one token (or login name) in its rate-limit window (see
+    `paas.ratelimit`)."""
+    return f"{PREFIX}:ratelimit:{identity}"
+
+
+def login_failures(identity: str) -> str:
+    """Counter of failed logins from one client address, or for one user name, in its
+    window (see `paas.ratelimit`)."""
+    return f"{PREFIX}:loginfail:{identity}"

@@ -63,6 +63,11 @@ def role_needed(action: str) -> str:
     return ACTIONS[action]
 
 
+def allows(store: Store, user: User, app: App, action: str) -> bool:
+    """Whether `user` may do `action` to `app` (a page asks, to offer only what works)."""
+    return decide(store.role_of(user, app), user.is_admin, action) is Decision.ALLOW
+
+
 def authorize(store: Store, user: User, name: str, action: str) -> App:
     """The named app if `user` may do `action` to it; else NotFound or Forbidden."""
     app = store.find_app(name)

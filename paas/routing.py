@@ -1,4 +1,5 @@
-"""Reaching an app: the rules for custom domains and certificates, and keeping Redis's copy.
+"""Reaching an app: the rules for custom domains and certificates, the changes to them that
+the REST API and the dashboard both make, and keeping Redis's copy.
 
 SQLite (paas.store_routing) holds the truth; routers read the copy in Redis that
 `publish_app` writes after each change and `sync_all` rebuilds on start (Redis keeps
@@ -20,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from paas import keys, routes
 from paas.errors import InvalidInput
 from paas.store import App, Store
+from paas.store_routing import AppRouting, Domain
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
@@ -54,6 +56,32 @@ def _is_ip(name: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def add_domain(store: Store, r: redis.Redis, app: App, raw: str, platform_domain: str) -> Domain:
+    """Give the app the custom domain `raw` (checked and normalised) and tell the routers."""
+    domain = store.add_domain(app, normalise_domain(raw, platform_domain))
+    publish_app(store, r, app)
+    return domain
+
+
+def remove_domain(store: Store, r: redis.Redis, app: App, raw: str) -> str:
+    """Take the custom domain `raw` from the app and tell the routers; returns the name."""
+    hostname = raw.strip().lower().rstrip(".")
+    store.remove_domain(app, hostname)
+    publish_app(store, r, app)
+    return hostname
+
+
+def set_app_routing(store: Store, r: redis.Redis, app: App, *, maintenance: bool | None = None,
+                    https_redirect: bool | None = None) -> AppRouting:
+    """Turn maintenance mode and/or the HTTPS redirect on or off (None: leave it as it is)
+    and tell the routers."""
+    if maintenance is None and https_redirect is None:
+        raise InvalidInput("say whether maintenance and/or the HTTPS redirect are on or off")
+    changed = store.set_app_routing(app, maintenance=maintenance, https_redirect=https_redirect)
+    publish_app(store, r, app)
+    return changed
 
 
 def publish_app(store: Store, r: redis.Redis, app: App) -> None:

@@ -142,7 +142,36 @@ class AccountsMixin:
             return None
         return self.user_by_name(name)
 
+    def session_stamp(self, name: str, token_id: int | None = None) -> str | None:
+        """A short digest of what a dashboard session stands on: the user, their password
+        hash and, for a session opened with an API token, that token. It changes when the
+        password does; None once the user, or that token, is gone."""
+        row = self._conn().execute(
+            "SELECT id, password_hash FROM users WHERE name = ?", (name,)
+        ).fetchone()
+        if row is None:
+            return None
+        parts = [str(row["id"]), row["password_hash"] or ""]
+        if token_id is not None:
+            token = self._conn().execute(
+                "SELECT token_hash FROM tokens WHERE id = ? AND user_id = ?",
+                (token_id, row["id"]),
+            ).fetchone()
+            if token is None:
+                return None
+            parts.append(token["token_hash"])
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
     # --- tokens ---------------------------------------------------------------------
+    def token_id(self, token: str) -> int | None:
+        """The id of a valid API token (a session opened with it ends when it is revoked)."""
+        from paas.store import hash_token
+
+        row = self._conn().execute(
+            "SELECT id FROM tokens WHERE token_hash = ?", (hash_token(token),)
+        ).fetchone()
+        return row["id"] if row else None
+
     def create_token_record(self, user: User, description: str = "") -> tuple[TokenInfo, str]:
         """A new token: its record and the plain token, which is never stored."""
         from paas.store import hash_token
@@ -233,6 +262,11 @@ class AccountsMixin:
             )
 
     def remove_collaborator(self, app: App, user: User) -> None:
+        """Take a collaborator off the app; its owner cannot be taken off (the app always
+        keeps one), only replaced by a transfer."""
+        if user.id == app.owner_id:
+            raise Conflict(f"{user.name} owns {app.name}: transfer it to someone else first "
+                           "(`paas apps:transfer`)")
         with self._tx() as c:
             cur = c.execute("DELETE FROM collaborators WHERE app_id = ? AND user_id = ?",
                             (app.id, user.id))

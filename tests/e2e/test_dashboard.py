@@ -1,6 +1,7 @@
 """The dashboard in a real browser (Debian's headless chromium through Selenium) against
 a real platform: log in, create an app, push it with git, watch the build, change a
-config var, scale, roll back, see a log line arrive live, log out.
+config var, add a custom domain, turn maintenance on and off, scale, roll back, see a log
+line arrive live, add a collaborator, log out.
 
 A screenshot of each main page is saved under the test's tmp directory.
 """
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from selenium import webdriver
 from selenium.common.exceptions import (
     NoSuchElementException,
@@ -34,6 +36,8 @@ pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
 APP = "dash-e2e"
+DOMAIN = "www.dash-e2e.test"
+FRIEND = "dash-friend"
 
 @pytest.fixture()
 def browser() -> Iterator[WebDriver]:
@@ -98,7 +102,11 @@ class Dashboard:
         except (NoSuchElementException, StaleElementReferenceException):
             return ""
 
-    def shot(self, name: str) -> None:
+    def shot(self, name: str, of: str | None = None) -> None:
+        """A screenshot; with `of` (a CSS selector), scrolled to show that element."""
+        if of is not None:
+            self.driver.execute_script("arguments[0].scrollIntoView()",
+                                       self.driver.find_element(By.CSS_SELECTOR, of))
         self.driver.save_screenshot(str(self.shots / f"{name}.png"))
 
     def submit(self, form_css: str, **fields: str) -> None:
@@ -207,6 +215,33 @@ def test_the_dashboard_end_to_end(platform: Platform, browser: WebDriver, tmp_pa
     wait_until(lambda: platform.get_app(APP).text.startswith("howdy from"), timeout=120,
                what="the app to answer with the new config var")
 
+    # A custom domain: added on the settings page, the router sends it to the app.
+    ui.submit("#add-domain", hostname=DOMAIN)
+    assert f"Added {DOMAIN}" in ui.text(".flash")
+    assert DOMAIN in ui.text("#domain-list")
+    wait_until(lambda: by_host(platform, DOMAIN).text.startswith("howdy from"), timeout=30,
+               what="the custom domain to reach the app")
+    ui.shot("settings-domain", of="#domains")
+
+    # Maintenance on: visitors get the router's 503 page; off: the app again.
+    ui.submit("#maintenance-toggle")
+    assert "Maintenance mode is on" in ui.text(".flash")
+    assert ui.text("#maintenance-state") == "on"
+    wait_until(lambda: platform.get_app(APP).status_code == 503, timeout=30,
+               what="the app to answer 503 in maintenance mode")
+    assert "maintenance" in platform.get_app(APP).text
+    ui.shot("settings-maintenance", of="#domains")
+    ui.submit("#maintenance-toggle")
+    assert "Maintenance mode is off" in ui.text(".flash")
+    assert ui.text("#maintenance-state") == "off"
+    wait_until(lambda: platform.get_app(APP).status_code == 200, timeout=30,
+               what="the app to answer again with maintenance off")
+    ui.click_and_wait(browser.find_element(
+        By.CSS_SELECTOR, f'tr[data-domain="{DOMAIN}"] button[type=submit]'))
+    assert f"Removed {DOMAIN}" in ui.text(".flash")
+    wait_until(lambda: by_host(platform, DOMAIN).status_code == 404, timeout=30,
+               what="the removed domain to stop reaching the app")
+
     # Scale web to two dynos.
     ui.open(f"/apps/{APP}/resources")
     ui.submit('form[data-scale="web"]', quantity="2", size="eco")
@@ -249,8 +284,20 @@ def test_the_dashboard_end_to_end(platform: Platform, browser: WebDriver, tmp_pa
     assert int(ui.text("#metrics-totals dd")) >= 1
     ui.shot("metrics")
 
+    # A collaborator: a user an admin made, added on the access tab with the view role.
+    made = platform.api("POST", "/users", json={"name": FRIEND, "password": "a friend's pw"})
+    assert made.status_code == 201, made.text
     ui.open(f"/apps/{APP}/access")
     assert "owner" in ui.text("#collaborators")
+    ui.submit("#add-collaborator", user=FRIEND, role="view")
+    assert f"Added {FRIEND} to {APP} with the view role" in ui.text(".flash")
+    assert FRIEND in ui.text("#collaborators")
+    collaborators = platform.api("GET", f"/apps/{APP}/collaborators").json()
+    assert {"user": FRIEND, "role": "view", "app_owner": False} in collaborators
+    audit = platform.api("GET", f"/apps/{APP}/audit").json()
+    assert [(e["action"], e["detail"].get("body")) for e in audit[:1]] == [
+        ("create_collaborator", {"user": FRIEND, "role": "view"})]
+    assert {"add_domain", "set_routing", "remove_domain"} <= {e["action"] for e in audit}
     ui.shot("access")
 
     # At phone width the apps list and tabs still fit the screen.
@@ -273,7 +320,13 @@ def test_the_dashboard_end_to_end(platform: Platform, browser: WebDriver, tmp_pa
     assert blocked == []
     assert {p.name for p in ui.shots.iterdir()} >= {
         "login.png", "build-live.png", "build.png", "overview.png", "settings.png", "resources.png",
-        "activity.png", "logs.png", "metrics.png", "apps.png"}
+        "activity.png", "logs.png", "metrics.png", "apps.png", "settings-domain.png",
+        "settings-maintenance.png", "access.png"}
+
+
+def by_host(platform: Platform, host: str) -> requests.Response:
+    """A request through the router for another name than the app's own."""
+    return requests.get(platform.url + "/", headers={"Host": host}, timeout=30)
 
 
 def _is_gone(element: WebElement) -> bool:

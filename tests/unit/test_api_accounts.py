@@ -16,6 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import Client
 
+from paas import ratelimit
 from paas.config import Settings
 from paas.git.http import GitApp
 from paas.permissions import Decision, decide
@@ -103,6 +104,26 @@ def test_login_with_a_password_gets_a_token_that_then_works(env: Env) -> None:
     assert env.client.get("/api/apps", headers=basic("ann", password)).status_code == 401
 
 
+def test_failed_password_logins_are_limited_as_the_dashboards_are(env: Env) -> None:
+    env.store.set_password(env.store.user_by_name("vic"), "correct horse")
+    for _ in range(ratelimit.LOGIN_FAILURES):
+        wrong = env.client.post("/api/account/tokens", json={}, headers=basic("vic", "guess"))
+        assert wrong.status_code == 401
+    refused = env.client.post("/api/account/tokens", json={},
+                              headers=basic("vic", "correct horse"))
+    assert refused.status_code == 429 and refused.get_json()["id"] == "rate_limited"
+    assert 1 <= int(refused.headers["Retry-After"]) <= ratelimit.LOGIN_WINDOW
+    # The name's count is the dashboard's too.
+    form = env.app.test_client()
+    form.get("/login")
+    with form.session_transaction() as session:
+        csrf = session["csrf"]
+    assert form.post("/login", data={"csrf_token": csrf, "name": "vic",
+                                     "password": "correct horse"}).status_code == 429
+    # Tokens are not passwords: vic's token still works.
+    assert env.client.get("/api/account", headers=env.as_user("vic")).status_code == 200
+
+
 def test_tokens_are_listed_without_secrets_and_revoked(env: Env) -> None:
     created = env.client.post("/api/account/tokens", json={"description": "ci"},
                               headers=env.as_user("vic")).get_json()
@@ -178,6 +199,15 @@ def test_collaborators_are_added_changed_and_removed_by_owners(env: Env) -> None
     assert env.client.delete("/api/apps/hello/collaborators/zed",
                              headers=env.as_user("zed")).status_code == 200
     assert env.client.get("/api/apps/hello", headers=env.as_user("zed")).status_code == 404
+
+
+def test_the_apps_owner_cannot_be_removed_only_replaced_by_a_transfer(env: Env) -> None:
+    make_app(env)
+    for remover in ("olive", "oona", "admin"):
+        refused = env.client.delete("/api/apps/hello/collaborators/olive",
+                                    headers=env.as_user(remover))
+        assert refused.status_code == 409 and "apps:transfer" in refused.get_json()["message"]
+    assert env.store.app("hello").owner == "olive"
 
 
 def test_transfer_makes_the_previous_owner_a_deploy_collaborator(env: Env) -> None:

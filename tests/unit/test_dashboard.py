@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from paas import logs
 from paas.build import output
 from paas.store_accounts import verify_password
+from tests.unit.dashboard_support import csrf_of, log_in
 from web.dashboard.auth import local_path
 from web.dashboard.metrics import parse_router_line, summarize
 from web.dashboard.streams import line_matches
@@ -36,19 +37,8 @@ def env(make_web, r: redis.Redis) -> dict:  # noqa: ANN001
             "ann_token": web.store.create_token(ann.id), "r": r, "db": web.settings.db_path}
 
 
-def csrf_of(client: FlaskClient, path: str = "/login") -> str:
-    page = client.get(path).get_data(as_text=True)
-    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert found, page
-    return found.group(1)
-
-
 def logged_in(env: dict, token_key: str = "token") -> FlaskClient:
-    client = env["app"].test_client()
-    response = client.post("/login", data={"csrf_token": csrf_of(client),
-                                           "token": env[token_key], "next": "/"})
-    assert response.status_code == 302, response.get_data(as_text=True)
-    return client
+    return log_in(env["app"], token=env[token_key])
 
 
 def test_pages_redirect_to_login_and_back(env: dict) -> None:

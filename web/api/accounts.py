@@ -10,9 +10,10 @@ from typing import Any
 from flask import g, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from paas.errors import Forbidden, InvalidInput, NotFound
-from paas.store import App, User
-from paas.store_accounts import ROLES, AuditEntry, TokenInfo
+from paas import access
+from paas.errors import Forbidden, InvalidInput
+from paas.store import App
+from paas.store_accounts import AuditEntry, TokenInfo
 from web.api import api, app_for_request, iso, store
 from web.api import models as m
 from web.api.apps import _body
@@ -43,20 +44,6 @@ def _check_password(password: str) -> str:
     if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
         raise InvalidInput(f"a password needs {MIN_PASSWORD} to {MAX_PASSWORD} characters")
     return password
-
-
-def _user_named(name: object) -> User:
-    user = store().user_by_name(name) if isinstance(name, str) else None
-    if user is None:
-        raise NotFound(f"no user named {name!r}; an admin adds users with `paas users:add`")
-    return user
-
-
-def _role(body: dict) -> str:
-    role = body.get("role", "deploy")
-    if role not in ROLES:
-        raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
-    return role
 
 
 def token_json(token: TokenInfo) -> dict:
@@ -167,7 +154,7 @@ def create_collaborator(name: str) -> ResponseReturnValue:
     """{"user": NAME, "role": "view|deploy|owner"} (role default: deploy)."""
     app = app_for_request(name, "manage")
     body = _only(_body(), "user", "role")
-    store().set_collaborator(app, _user_named(body.get("user")), _role(body), create=True)
+    access.add_collaborator(store(), app, body.get("user"), body.get("role", access.DEFAULT_ROLE))
     return jsonify(_collaborators(app)), 201
 
 
@@ -178,7 +165,7 @@ def update_collaborator(name: str, user: str) -> ResponseReturnValue:
     body = _only(_body(), "role")
     if "role" not in body:
         raise InvalidInput('send {"role": "view|deploy|owner"}')
-    store().set_collaborator(app, _user_named(user), _role(body), create=False)
+    access.change_role(store(), app, user, body["role"])
     return jsonify(_collaborators(app))
 
 
@@ -186,8 +173,8 @@ def update_collaborator(name: str, user: str) -> ResponseReturnValue:
 @spec(response=dict[str, Any])
 def delete_collaborator(name: str, user: str) -> ResponseReturnValue:
     """Owners remove anyone; any collaborator may remove themselves (leave the app)."""
-    app = app_for_request(name, "read" if user == g.user.name else "manage")
-    store().remove_collaborator(app, _user_named(user))
+    app = app_for_request(name, access.removal_action(g.user, user))
+    access.remove_collaborator(store(), app, user)
     return jsonify({"user": user, "removed": True})
 
 
@@ -197,7 +184,7 @@ def transfer_app(name: str) -> ResponseReturnValue:
     """{"owner": NAME}: the new owner; the previous one stays on as a deploy collaborator."""
     app = app_for_request(name, "transfer")
     body = _only(_body(), "owner")
-    app = store().transfer_app(app, _user_named(body.get("owner")))
+    app = access.transfer(store(), app, body.get("owner"))
     return jsonify({"name": app.name, "owner": app.owner})
 
 

@@ -41,8 +41,7 @@ def add_domain(name: str) -> ResponseReturnValue:
     hostname = _body().get("hostname")
     if not isinstance(hostname, str):
         raise InvalidInput('send {"hostname": "www.example.com"}')
-    domain = store().add_domain(app, routing.normalise_domain(hostname, settings().domain))
-    routing.publish_app(store(), rds(), app)
+    domain = routing.add_domain(store(), rds(), app, hostname, settings().domain)
     return jsonify({"hostname": domain.hostname, "kind": "custom",
                     "created_at": iso(domain.created_at)}), 201
 
@@ -50,10 +49,8 @@ def add_domain(name: str) -> ResponseReturnValue:
 @api.delete("/apps/<name>/domains/<hostname>")
 def remove_domain(name: str, hostname: str) -> ResponseReturnValue:
     app = app_for_request(name, "settings")
-    wanted = hostname.strip().lower().rstrip(".")
-    store().remove_domain(app, wanted)
-    routing.publish_app(store(), rds(), app)
-    return jsonify({"hostname": wanted, "kind": "custom"})
+    removed = routing.remove_domain(store(), rds(), app, hostname)
+    return jsonify({"hostname": removed, "kind": "custom"})
 
 
 # --- maintenance and HTTPS redirect -------------------------------------------------------
@@ -79,8 +76,7 @@ def set_routing(name: str) -> ResponseReturnValue:
             changes[field] = body[field]
     if not changes:
         raise InvalidInput('send {"maintenance": true} and/or {"https_redirect": true}')
-    store().set_app_routing(app, **changes)
-    routing.publish_app(store(), rds(), app)
+    routing.set_app_routing(store(), rds(), app, **changes)
     return jsonify(_routing_json(app))
 
 

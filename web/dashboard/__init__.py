@@ -17,6 +17,7 @@ import redis
 from flask import Blueprint, Flask, Response, abort, current_app, g, request
 from flask.sessions import SecureCookieSessionInterface
 
+from paas import audit as audit_log
 from paas import permissions
 from paas.config import Settings
 from paas.errors import Forbidden, NotFound
@@ -117,4 +118,24 @@ def app_for_user(name: str, action: str = "read") -> App:
         abort(403, exc.message)
 
 
-from web.dashboard import auth, streams, views  # noqa: E402, F401 - registers the routes
+def may(app: App, action: str) -> bool:
+    """Whether the logged-in user may do `action` to `app`: a page offers only the forms
+    that would work (the form's own view checks again)."""
+    return permissions.allows(store(), g.user, app, action)
+
+
+def audit(app: App, action: str, body: object = None, *, permission: str = "",
+          release: int | None = None) -> None:
+    """Write the change just made to the app's audit log as the REST API would for the same
+    change: `action` is the API endpoint's name and `body` the API's body for it."""
+    audit_log.record(store(), app.name, g.user, action, f"{request.method} {request.path}",
+                     body, permission=permission,
+                     release=None if release is None else str(release))
+
+
+from web.dashboard import (  # noqa: E402, F401 - registers the routes
+    auth,
+    collaborators,
+    streams,
+    views,
+)

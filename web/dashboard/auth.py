@@ -3,7 +3,9 @@
 A user logs in with their name and password (a stored scrypt hash) or with one of
 their API tokens, so the admin, who starts with only a token, can log in too.
 The session is Flask's signed cookie (HttpOnly, SameSite=Lax, Secure where the
-browser keeps it); every POST must carry the session's CSRF token.
+browser keeps it); every POST must carry the session's CSRF token. A session keeps a
+stamp of the credentials it stands on and ends when they change; failed logins are
+limited per client address and per user name (paas.ratelimit).
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from flask import flash, g, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup, escape
 
-from web.dashboard import dashboard, store
+from paas import ratelimit
+from paas.store import User
+from web.dashboard import dashboard, rds, store
 
 #: Endpoints reachable without a session.
 PUBLIC = {"dashboard.login", "dashboard.static"}
@@ -55,9 +59,11 @@ def require_session_and_csrf() -> ResponseReturnValue | None:
     g.user = None
     name = session.get("user")
     if name:
-        g.user = store().user_by_name(name)
-        if g.user is None:  # the user was removed since logging in
+        g.user = session_user(name)
+        if g.user is None:
             session.clear()
+            flash("Your session has ended: your password or the token you logged in with "
+                  "changed, or your account was removed. Log in again.", "error")
     if request.method == "POST":
         sent = request.form.get("csrf_token", "")
         if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
@@ -73,6 +79,16 @@ def require_session_and_csrf() -> ResponseReturnValue | None:
     return None
 
 
+def session_user(name: str) -> User | None:
+    """The session's user, unless it stands on credentials that changed since it began:
+    the user was removed, their password changed (or was set), or the API token the
+    session was opened with was revoked. A stolen cookie ends with a password reset."""
+    stamp = store().session_stamp(name, session.get("token_id"))
+    if stamp is None or not hmac.compare_digest(stamp, session.get("stamp", "")):
+        return None
+    return store().user_by_name(name)
+
+
 @dashboard.route("/login", methods=["GET", "POST"])
 def login() -> ResponseReturnValue:
     next_path = local_path(request.values.get("next"))
@@ -82,22 +98,42 @@ def login() -> ResponseReturnValue:
         csrf_token()
         return render_template("dashboard/login.html", next=next_path)
     token = request.form.get("token", "").strip()
-    name = request.form.get("name", "").strip()
-    user = None
+    name = "" if token else request.form.get("name", "").strip()
+    # The router is this process's only client and sets the address (ProxyFix reads it).
+    attempt = ratelimit.LoginAttempt(rds(), request.remote_addr or "unknown", name)
+    wait = attempt.start()
+    if wait is not None:
+        flash(f"Too many failed logins from this address or for this name: try again in "
+              f"{_duration(wait)}.", "error")
+        return (render_template("dashboard/login.html", next=next_path), 429,
+                {"Retry-After": str(wait)})
+    user, token_id = None, None
     if token:
-        user = store().user_for_token(token)
+        token_id = store().token_id(token)
+        user = store().user_for_token(token) if token_id is not None else None
     elif name:
         user = store().user_for_password(name, request.form.get("password", ""))
     if user is None:
         flash("Those credentials did not work: check the name and password, or paste an API "
               "token (the admin's is in $PAAS_HOME/admin.token).", "error")
         return render_template("dashboard/login.html", next=next_path), 401
+    attempt.succeeded()
     # A fresh session: nothing from before the login (a planted CSRF token) carries over.
     session.clear()
     session.permanent = True
     session["user"] = user.name
+    if token_id is not None:
+        session["token_id"] = token_id
+    session["stamp"] = store().session_stamp(user.name, token_id)
     csrf_token()
     return redirect(next_path)
+
+
+def _duration(seconds: int) -> str:
+    if seconds < 60:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes = -(-seconds // 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
 @dashboard.post("/logout")

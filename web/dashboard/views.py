@@ -8,14 +8,14 @@ from datetime import UTC, datetime
 from flask import flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from paas import actions, events, logs, releases
+from paas import actions, events, logs, releases, routing
 from paas import apps as app_ops
 from paas import sizes as dyno_sizes
 from paas.agent import state as dyno_state
 from paas.build import output
 from paas.errors import InvalidInput, PaasError
 from paas.store import App
-from web.dashboard import app_for_user, dashboard, rds, settings, store
+from web.dashboard import app_for_user, audit, dashboard, rds, settings, store
 from web.dashboard.auth import local_path
 from web.dashboard.streams import line_matches, metrics_for
 
@@ -40,7 +40,7 @@ def paas_error(exc: PaasError) -> ResponseReturnValue:
                            message=exc.message), exc.status
 
 
-def _done(message: str) -> ResponseReturnValue:
+def form_done(message: str) -> ResponseReturnValue:
     flash(message, "ok")
     return redirect(local_path(request.form.get("back")))
 
@@ -65,7 +65,7 @@ def app_state(app: App, dynos: list[dict]) -> dict[str, str]:
     return {"word": "up", "css": "good", "detail": detail}
 
 
-def _page(template: str, app: App, tab: str, **context: object) -> str:
+def render_tab(template: str, app: App, tab: str, **context: object) -> str:
     return render_template(f"dashboard/{template}", app=app, tab=tab,
                            web_url=settings().app_url(app.name), **context)
 
@@ -85,6 +85,7 @@ def apps() -> str:
 def create_app() -> ResponseReturnValue:
     name = request.form.get("name", "").strip() or None
     app = app_ops.create(settings(), store(), rds(), g.user, name)
+    audit(app, "create_app", {"name": name} if name else None, permission="create")
     flash(f"Created {app.name}. Push code to it to deploy.", "ok")
     return redirect(url_for("dashboard.overview", name=app.name))
 
@@ -94,7 +95,7 @@ def overview(name: str) -> str:
     app = app_for_user(name)
     dynos = dyno_state.read(rds(), app.name)
     builds = store().builds(app, limit=1)
-    return _page("overview.html", app, "overview", dynos=dynos,
+    return render_tab("overview.html", app, "overview", dynos=dynos,
                  state=app_state(app, dynos),
                  current=store().current_release(app),
                  latest=next(iter(store().releases(app, limit=1)), None),
@@ -107,7 +108,7 @@ def overview(name: str) -> str:
 def activity(name: str) -> str:
     app = app_for_user(name)
     recent = list(reversed(events.recent(rds(), app.name, 50)))
-    return _page("activity.html", app, "activity", builds=store().builds(app, limit=20),
+    return render_tab("activity.html", app, "activity", builds=store().builds(app, limit=20),
                  releases=store().releases(app, limit=20),
                  current=store().current_release(app), events=recent)
 
@@ -125,7 +126,7 @@ def build(name: str, build_id: int) -> str:
         lines, end = output.so_far(rds(), found.id)
         running = end is None and (found.status in ("pending", "building") or bool(lines))
     # Each line ends with its newline, so a streamed line starts a line of its own.
-    return _page("build.html", app, "activity", build=found,
+    return render_tab("build.html", app, "activity", build=found,
                  text="".join(line + "\n" for line in lines),
                  shown=len(lines), running=running)
 
@@ -137,14 +138,15 @@ def rollback(name: str) -> ResponseReturnValue:
     if not version.isdigit():
         raise InvalidInput("choose a release to roll back to")
     release = releases.rollback(store(), rds(), app, g.user, int(version))
-    return _done(f"Rolling back to v{version} as v{release.version}.")
+    audit(app, "rollback", {"release": int(version)}, release=release.version)
+    return form_done(f"Rolling back to v{version} as v{release.version}.")
 
 
 # --- resources ---------------------------------------------------------------------------
 @dashboard.get("/apps/<name>/resources")
 def resources(name: str) -> str:
     app = app_for_user(name)
-    return _page("resources.html", app, "resources",
+    return render_tab("resources.html", app, "resources",
                  formation=actions.formation(store(), app), sizes=dyno_sizes.SIZES,
                  dynos=dyno_state.read(rds(), app.name))
 
@@ -160,32 +162,26 @@ def scale(name: str) -> ResponseReturnValue:
     if request.form.get("size"):
         update["size"] = request.form["size"]
     actions.update_formation(store(), rds(), app, [update])
-    return _done(f"Scaled {ptype} to {quantity}.")
+    audit(app, "update_formation", {"updates": [update]})
+    return form_done(f"Scaled {ptype} to {quantity}.")
 
 
 @dashboard.post("/apps/<name>/restart")
 def restart(name: str) -> ResponseReturnValue:
-    actions.restart(store(), rds(), app_for_user(name, "scale"))
-    return _done("Restarting every dyno, one after another.")
+    app = app_for_user(name, "scale")
+    actions.restart(store(), rds(), app)
+    audit(app, "restart_dynos")
+    return form_done("Restarting every dyno, one after another.")
 
 
 # --- settings ----------------------------------------------------------------------------
-def _optional_settings(app: App) -> dict[str, object]:
-    """Custom domains and maintenance mode, shown once the store keeps them (they come
-    with their own tables); until then the settings page leaves their sections out."""
-    found: dict[str, object] = {}
-    for name in ("domains", "maintenance"):
-        read = getattr(store(), name, None)
-        if callable(read):
-            found[name] = read(app)
-    return found
-
-
 @dashboard.get("/apps/<name>/settings")
 def settings_page(name: str) -> str:
     app = app_for_user(name, "config:read")
-    return _page("settings.html", app, "settings", config=store().config_vars(app),
-                 buildpacks=store().buildpacks(app), optional=_optional_settings(app))
+    return render_tab("settings.html", app, "settings", config=store().config_vars(app),
+                 buildpacks=store().buildpacks(app), domains=store().domains(app),
+                 platform_host=f"{app.name}.{settings().domain}",
+                 maintenance=store().app_routing(app).maintenance)
 
 
 @dashboard.post("/apps/<name>/config")
@@ -197,16 +193,50 @@ def set_config(name: str) -> ResponseReturnValue:
     else:
         changes = {key: request.form.get("value", "")}
     _, release = actions.update_config(store(), rds(), app, g.user, changes)
+    audit(app, "update_config", changes, permission="config:write", release=release.version)
     verb = "Unset" if request.form.get("unset") else "Set"
-    return _done(f"{verb} {key}; deploying v{release.version}.")
+    return form_done(f"{verb} {key}; deploying v{release.version}.")
 
 
 @dashboard.post("/apps/<name>/buildpacks")
 def set_buildpacks(name: str) -> ResponseReturnValue:
     app = app_for_user(name, "settings")
-    entries = [line.strip() for line in request.form.get("buildpacks", "").splitlines()]
-    actions.set_buildpacks(store(), app, [e for e in entries if e])
-    return _done("Buildpacks saved; they build the next push.")
+    lines = (line.strip() for line in request.form.get("buildpacks", "").splitlines())
+    entries = [line for line in lines if line]
+    actions.set_buildpacks(store(), app, entries)
+    audit(app, "set_buildpacks", {"updates": [{"buildpack": e} for e in entries]})
+    return form_done("Buildpacks saved; they build the next push.")
+
+
+@dashboard.post("/apps/<name>/domains")
+def add_domain(name: str) -> ResponseReturnValue:
+    app = app_for_user(name, "settings")
+    hostname = request.form.get("hostname", "")
+    domain = routing.add_domain(store(), rds(), app, hostname, settings().domain)
+    audit(app, "add_domain", {"hostname": hostname})
+    return form_done(f"Added {domain.hostname}: point its DNS at this platform and it reaches "
+                 f"{app.name}.")
+
+
+@dashboard.post("/apps/<name>/domains/<hostname>/remove")
+def remove_domain(name: str, hostname: str) -> ResponseReturnValue:
+    app = app_for_user(name, "settings")
+    removed = routing.remove_domain(store(), rds(), app, hostname)
+    audit(app, "remove_domain")
+    return form_done(f"Removed {removed}.")
+
+
+@dashboard.post("/apps/<name>/maintenance")
+def set_maintenance(name: str) -> ResponseReturnValue:
+    app = app_for_user(name, "settings")
+    wanted = request.form.get("maintenance", "")
+    if wanted not in ("on", "off"):
+        raise InvalidInput("choose whether maintenance mode is on or off")
+    routing.set_app_routing(store(), rds(), app, maintenance=wanted == "on")
+    audit(app, "set_routing", {"maintenance": wanted == "on"})
+    if wanted == "on":
+        return form_done("Maintenance mode is on: visitors get the maintenance page (503).")
+    return form_done("Maintenance mode is off: visitors reach the app again.")
 
 
 @dashboard.post("/apps/<name>/delete")
@@ -215,17 +245,12 @@ def delete(name: str) -> ResponseReturnValue:
     if request.form.get("confirm", "").strip() != app.name:
         raise InvalidInput(f"type the app's name, {app.name}, to delete it")
     app_ops.destroy(settings(), store(), rds(), app)
+    audit(app, "destroy_app")
     flash(f"Deleted {app.name}.", "ok")
     return redirect(url_for("dashboard.apps"))
 
 
-# --- access, logs, metrics ----------------------------------------------------------------
-@dashboard.get("/apps/<name>/access")
-def access(name: str) -> str:
-    app = app_for_user(name)
-    return _page("access.html", app, "access", collaborators=store().collaborators(app))
-
-
+# --- logs, metrics ------------------------------------------------------------------------
 @dashboard.get("/apps/<name>/logs")
 def logs_page(name: str) -> str:
     app = app_for_user(name)
@@ -234,11 +259,11 @@ def logs_page(name: str) -> str:
     shown = [line for line in recent if line_matches(line, proc_filter)][-RECENT_LOG_LINES:]
     release = store().release_for_deploy(app)
     types = sorted(release.process_types) if release else []
-    return _page("logs.html", app, "logs", lines=shown, proc_filter=proc_filter,
+    return render_tab("logs.html", app, "logs", lines=shown, proc_filter=proc_filter,
                  types=types, after=recent[-1].id if recent else "0-0")
 
 
 @dashboard.get("/apps/<name>/metrics")
 def metrics_page(name: str) -> str:
     app = app_for_user(name)
-    return _page("metrics.html", app, "metrics", data=metrics_for(app))
+    return render_tab("metrics.html", app, "metrics", data=metrics_for(app))

@@ -1,5 +1,6 @@
 // The dashboard's progressive enhancement: live logs and build output (Server-Sent
-// Events), metrics charts (SVG from a JSON endpoint) and the typed delete confirmation.
+// Events), metrics charts (SVG from a JSON endpoint) and typed confirmations (delete,
+// transfer).
 // Every page reads fine without it; nothing here is needed to change an app.
 "use strict";
 
