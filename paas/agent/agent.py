@@ -492,7 +492,7 @@ class Agent(Watch):
                     dyno, f"did not listen on $PORT within {boot_timeout:g} s (R10)"
                 )
             if waiting:
-                time.sleep(0.05)
+                time.sleep(0.01)  # a connect to a local port costs microseconds; a push waits
         manifest = appjson.load(release.app_json)
         for dyno in dynos:
             failure = self._startup_checks(app, manifest, dyno)
@@ -505,6 +505,8 @@ class Agent(Watch):
             with self._lock:
                 if periodic:
                     dyno.periodic = health.Periodic(periodic, started=time.monotonic())
+            if dyno.run is not None:
+                self.driver.booted(dyno.run)
             events.emit(self.r, app.name, events.DYNO_HEALTHY, proc=dyno.spec.name,
                         release=f"v{dyno.spec.release}")
         self._publish_state(app.name)
@@ -703,6 +705,7 @@ class Agent(Watch):
             logs.append(self.r, app.name, "app", spec.name, line)
 
         self.driver.attach(run, output)
+        self.driver.booted(run)  # in case the agent before died while it booted
         with self._lock:
             self.dynos.setdefault(app.name, []).append(dyno)
         log.info("adopted %s of %s (v%d)", spec.name, app.name, spec.release)

@@ -8,6 +8,7 @@ protocol. The agent only ever talks to this protocol.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -50,6 +51,12 @@ class DynoSpec:
         })
 
 
+#: The CPU weight a dyno boots at, against a running dyno's 1024. A new release's dynos
+#: import their code while the old ones still serve; when every core is busy, their boot
+#: should slow, not the requests in flight. 0 boots at the dyno's own weight.
+BOOT_CPU_SHARES = int(os.environ.get("PAAS_BOOT_CPU_SHARES", "128"))
+
+
 @dataclass
 class RunningDyno:
     spec: DynoSpec
@@ -63,7 +70,11 @@ class Driver(Protocol):
     adopts_strays: bool
 
     def start(self, spec: DynoSpec, output: OutputSink) -> RunningDyno:
-        """Prepare the dyno's filesystem and start its command; output streams to `output`."""
+        """Prepare the dyno's filesystem and start its command; output streams to `output`.
+        The dyno boots at BOOT_CPU_SHARES where the runtime can weigh CPU (see `booted`)."""
+
+    def booted(self, dyno: RunningDyno) -> None:
+        """The dyno is healthy: from now on it weighs on the CPU as its size says."""
 
     def poll(self, dyno: RunningDyno) -> int | None:
         """The exit code if the dyno's process has ended, else None."""

@@ -93,6 +93,9 @@ class ProcessDriver:
     def exit_reason(self, dyno: RunningDyno) -> str | None:
         return None
 
+    def booted(self, dyno: RunningDyno) -> None:
+        """Nothing: a host process group has no CPU weight of its own to raise."""
+
     def poll(self, dyno: RunningDyno) -> int | None:
         proc = dyno.handle
         if isinstance(proc, subprocess.Popen):

@@ -19,7 +19,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from paas.runtime import DynoSpec, OutputSink, RunningDyno, ocispec, records
+from paas.runtime import BOOT_CPU_SHARES, DynoSpec, OutputSink, RunningDyno, ocispec, records
 from paas.runtime.logfile import LogTail
 from paas.runtime.records import process_start_time
 from paas.runtime.stacks import DEFAULT_STACK, StackRoot, Stacks
@@ -141,6 +141,9 @@ class RuncDriver:
         if workdir.exists():
             self._remove(spec)
         config = self.bundle(spec, workdir)
+        if BOOT_CPU_SHARES:
+            resources = config["linux"]["resources"]["cpu"]
+            resources["shares"] = min(BOOT_CPU_SHARES, resources["shares"])
         (workdir / "bundle" / "config.json").write_text(json.dumps(config))
         self.state_root.mkdir(parents=True, exist_ok=True)
         log_path = workdir / "output.log"
@@ -161,6 +164,14 @@ class RuncDriver:
                            handle=record.start_time)
         self.attach(dyno, output)
         return dyno
+
+    def booted(self, dyno: RunningDyno) -> None:
+        """Give the dyno its size's CPU weight (it booted at BOOT_CPU_SHARES)."""
+        done = self._run_runc("update", "--cpu-share", str(dyno.spec.limits.cpu_shares),
+                              self.container_id(dyno.spec))
+        if done.returncode != 0:
+            log.warning("runc update %s: %s", self.container_id(dyno.spec),
+                        done.stderr.strip())
 
     def attach(self, dyno: RunningDyno, output: OutputSink) -> None:
         """Follow the dyno's output (also for a dyno adopted from an earlier agent)."""

@@ -63,6 +63,7 @@ class FakeDriver:
         self.running: dict[str, RunningDyno] = {}
         self.left_over: list[RunningDyno] = []
         self.attached: list[str] = []
+        self.booted_dynos: list[tuple[str, int]] = []  # (name, release)
         self.sockets: dict[str, Listener | Silent] = {}
         self.exit_codes: dict[str, int] = {}
         self.boot_lines: list[str] = []
@@ -101,6 +102,9 @@ class FakeDriver:
 
     def attach(self, dyno: RunningDyno, output: OutputSink) -> None:
         self.attached.append(dyno.spec.id)
+
+    def booted(self, dyno: RunningDyno) -> None:
+        self.booted_dynos.append((dyno.spec.name, dyno.spec.release))
 
     def exit_reason(self, dyno: RunningDyno) -> str | None:
         return None
@@ -226,6 +230,8 @@ def test_a_web_dyno_that_listens_but_never_answers_is_not_routed(
     agent.converge_app(store.app("hello"))
     assert "did not answer an HTTP request" in store.release(app, 2).status_reason
     assert routes.load(r, "hello").release == 1  # v1 kept serving
+    # Only v1's dyno left its boot CPU weight; v2's never became healthy.
+    assert driver.booted_dynos == [("web.1", 1)]
 
 
 def test_scaling_starts_and_stops_only_the_difference(
@@ -303,6 +309,8 @@ def test_a_new_agent_adopts_matching_dynos_and_stops_the_rest(
     second._take_over_strays()
     assert driver.attached == [kept.spec.id]
     assert set(driver.running) == {kept.spec.id}, "the adopted dyno was not restarted"
+    assert driver.booted_dynos == [("web.1", 1), ("web.1", 1)], (
+        "an adopted dyno gets its full CPU weight again, whatever the agent before did")
     assert backends(r) == ["web.1"]
     second.converge_app(store.app("hello"))
     assert set(driver.running) == {kept.spec.id}, "converging keeps the adopted dyno"

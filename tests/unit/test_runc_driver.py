@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from paas.runtime import DynoSpec, RunningDyno
+from paas.runtime import BOOT_CPU_SHARES, DynoSpec, RunningDyno
 from paas.runtime.ocispec import Limits
 from paas.runtime.runc import RuncDriver, cgroup_v2
 
@@ -290,6 +290,25 @@ def test_memory_over_the_limit_is_an_oom_kill(dynos: Dynos) -> None:
     assert int(limit.read_text()) == 64 * 1024 * 1024
     assert dynos.wait_exit(dyno) == 137
     assert dynos.driver.exit_reason(dyno) == "oom"
+
+
+def test_a_dyno_boots_at_a_low_cpu_weight_and_gets_its_own_once_booted(
+    dynos: Dynos,
+) -> None:
+    def weight() -> int:
+        cid = dynos.driver.container_id(dyno.spec)
+        return int(cgroup_file(cid, "cpu", "cpu.weight" if cgroup_v2() else "cpu.shares")
+                   .read_text())
+
+    def as_weight(shares: int) -> int:  # runc's mapping of shares onto a v2 weight
+        return 1 + (shares - 2) * 9999 // 262142 if cgroup_v2() else shares
+
+    assert 0 < BOOT_CPU_SHARES < Limits().cpu_shares
+    dyno, _ = dynos.start("sleep 30")
+    assert weight() == as_weight(BOOT_CPU_SHARES)
+    dynos.driver.booted(dyno)
+    assert weight() == as_weight(Limits().cpu_shares)
+    dynos.stop(dyno, grace=1.0)
 
 
 def test_pids_over_the_limit_fail_to_fork_and_spare_the_host(dynos: Dynos) -> None:
