@@ -55,6 +55,11 @@ def app_events(app: str) -> str:
     return f"{PREFIX}:events:{app}"
 
 
+def app_event_counter(app: str) -> str:
+    """Counter: the id of the app's latest event, from INCR (ids page the activity)."""
+    return f"{PREFIX}:events:{app}:counter"
+
+
 def release_log(app: str, version: int) -> str:
     """Stream of a release phase's output lines, read by the push waiting for it."""
     return f"{PREFIX}:release:{app}:{version}:log"
