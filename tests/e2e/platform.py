@@ -54,6 +54,8 @@ class Platform:
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     ssh_port: int = field(default_factory=free_port)  # git over SSH
+    #: Operator settings a test module sets on purpose (PAAS_SOURCE_URL_ALLOW_PRIVATE…).
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -83,6 +85,7 @@ class Platform:
             "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.com",
         })
         env.pop("REDIS_URL", None)
+        env.update(self.extra_env)
         return env
 
     # --- life cycle ---------------------------------------------------------------
@@ -199,10 +202,11 @@ def processes_mentioning(text: str) -> list[int]:
 
 
 @contextmanager
-def running_platform(base: Path, runtime: str) -> Iterator[Platform]:
+def running_platform(base: Path, runtime: str,
+                     extra_env: dict[str, str] | None = None) -> Iterator[Platform]:
     """A platform of its own under `base`; once stopped, no process of it may be left."""
     p = Platform(home=base / "paas-home", user_home=base / "user", port=free_port(),
-                 runtime=runtime, https_port=free_port())
+                 runtime=runtime, https_port=free_port(), extra_env=extra_env or {})
     p.user_home.mkdir()
     p.start()
     try:

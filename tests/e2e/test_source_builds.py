@@ -14,11 +14,21 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.platform import FIXTURES, Platform, wait_until
+from tests.e2e.platform import FIXTURES, Platform, running_platform, wait_until
 
 pytestmark = pytest.mark.slow
 
 APP = "tarball-site"
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """A platform of its own, set as an operator with an artifact server on the premises
+    sets it: these tests serve tarballs from 127.0.0.1, which builds may fetch only with
+    PAAS_SOURCE_URL_ALLOW_PRIVATE=1 (tests/unit/test_url_guard.py: refused without)."""
+    with running_platform(tmp_path_factory.mktemp("source-builds"), "process",
+                          {"PAAS_SOURCE_URL_ALLOW_PRIVATE": "1"}) as p:
+        yield p
 
 
 def site_tarball(marker: str) -> bytes:

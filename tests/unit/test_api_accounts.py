@@ -240,7 +240,8 @@ API_ACTIONS = [
     ("config:read", "GET", "/config-vars", None),
     ("config:write", "PATCH", "/config-vars", {"B": "2"}),
     ("rollback", "POST", "/releases", {"release": 1}),
-    ("deploy", "POST", "/builds", {"source_blob": {"url": "http://127.0.0.1:9/app.tgz"}}),
+    # A public address (source URLs may not point inward); no worker fetches it here.
+    ("deploy", "POST", "/builds", {"source_blob": {"url": "http://93.184.215.14:9/app.tgz"}}),
     ("scale", "PATCH", "/formation", {"updates": [{"type": "web", "quantity": 2}]}),
     ("scale", "DELETE", "/dynos", None),
     ("run", "POST", "/dynos", {"command": "true"}),
