@@ -70,6 +70,17 @@ def build_log(build_id: int) -> str:
     return f"{PREFIX}:build:{build_id}:log"
 
 
+def build_chain(app: str) -> str:
+    """String `JOB_ID BUILD_ID`: the app's newest build job, which its next build waits
+    for (see `paas.build.worker.enqueue`)."""
+    return f"{PREFIX}:builds:{app}:last"
+
+
+def build_chain_lock(app: str) -> str:
+    """Lock held for the moment a build of the app is queued behind the one before."""
+    return f"{PREFIX}:lock:builds:{app}"
+
+
 def push_lock(app: str) -> str:
     """Lock held while a push to the app is built and its ref updated."""
     return f"{PREFIX}:lock:push:{app}"

@@ -52,7 +52,7 @@ def create_build(name: str) -> ResponseReturnValue:
             raise
     store().set_build_source(build.id, source_blob.UPLOADED if uploading else url or "")
     output.reset(rds(), build.id)
-    worker.enqueue(rds(), build.id)
+    worker.enqueue(rds(), build.id, app.name)
     answer = build_json(store().build(build.id))
     answer["output_stream_url"] = f"{request.host_url}api/apps/{app.name}/builds/{build.id}" \
                                   "/output-stream"
