@@ -117,14 +117,24 @@ class DeployingReceivePackHandler(ReceivePackHandler):
                 continue
             if self._waiting_in_queue(build.id):
                 # Behind another build (of this app, or of others on a busy worker): its
-                # time starts when a worker takes it.
+                # time starts when a worker takes it, and the push lock is kept as long.
                 deadline = time.monotonic() + allowed
+                self._keep_lock()
             if time.monotonic() > deadline:
                 return "the build did not finish in time; is the build worker running?"
             if time.monotonic() - last_sent > KEEPALIVE_SECONDS:
                 self._keepalive()
                 last_sent = time.monotonic()
         return "build failed"
+
+    def _keep_lock(self) -> None:
+        if self._lock is None:
+            return
+        try:
+            self._lock.reacquire()  # its full timeout again, from now
+        except redis.exceptions.LockError:
+            log.warning("push lock of %s had expired while its build waited",
+                        self.ctx.app.name)
 
     def _waiting_in_queue(self, build_id: int) -> bool:
         """Not started yet while a worker is there to start it."""
