@@ -1,9 +1,17 @@
-"""API read speed with a big store: p50/p99 of GET /api/apps and GET /api/apps/{app} with
-1,000 apps and 10,000 releases, over real HTTP on loopback, with a real redis-server.
+"""API read speed with a big store, and the live log view's delay.
 
-The web app runs in-process under werkzeug's threaded server (not gunicorn), so the
-figures are the API's own cost plus one HTTP round trip. Prints figures; asserts nothing.
+1. p50/p99 of GET /api/apps and GET /api/apps/{app} with 1,000 apps and 10,000 releases,
+   over real HTTP on loopback, with a real redis-server. The web app runs in-process
+   under werkzeug's threaded server (not gunicorn), so the figures are the API's own
+   cost plus one HTTP round trip.
+2. Live logs (bench/live_logs.py): a real platform (`paas up`), the tick-app fixture
+   pushed with git, the dashboard's log page open in headless chromium; each request
+   to /tick makes the dyno print `tick <epoch ns>`, and a script in the page notes when
+   the line's text arrives. p50/p95/max of the delay; target p95 < 500 ms.
+
+Prints figures; asserts nothing.
 Usage: .venv/bin/python bench/api.py [--apps 1000] [--releases 10000] [--requests 300]
+       [--lines 200] [--rate 20] [--runtime runc|process] [--only api|logs]
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from werkzeug.serving import make_server
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import live_logs  # noqa: E402
 from paas.config import Settings  # noqa: E402
 from paas.store import Store  # noqa: E402
 from web import create_app  # noqa: E402
@@ -90,7 +99,19 @@ def main() -> None:
     parser.add_argument("--apps", type=int, default=1000)
     parser.add_argument("--releases", type=int, default=10_000)
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--lines", type=int, default=200, help="log lines to time")
+    parser.add_argument("--rate", type=float, default=20.0, help="log lines a second")
+    default_runtime = "runc" if os.geteuid() == 0 and shutil.which("runc") else "process"
+    parser.add_argument("--runtime", choices=("runc", "process"), default=default_runtime)
+    parser.add_argument("--only", choices=("api", "logs"), default=None)
     args = parser.parse_args()
+    if args.only != "logs":
+        api_reads(args)
+    if args.only != "api":
+        live_logs.run(args.runtime, args.lines, args.rate)
+
+
+def api_reads(args: argparse.Namespace) -> None:
     os.environ["PAAS_API_RATE"] = "0"  # measure the API, not the limiter
     workdir = Path(tempfile.mkdtemp(prefix="paas-bench-api-"))
     redis_proc, redis_url = start_redis(workdir)

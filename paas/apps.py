@@ -64,5 +64,5 @@ def destroy(settings: Settings, store: Store, r: redis.Redis, app: App) -> None:
     shutil.rmtree(settings.slugs_dir / app.name, ignore_errors=True)
     shutil.rmtree(settings.cache_dir / app.name, ignore_errors=True)
     logs.delete(r, app.name)
-    r.delete(keys.app_events(app.name))
+    r.delete(keys.app_events(app.name), keys.app_event_counter(app.name))
     routes.remove_settings(r, app.name)

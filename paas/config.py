@@ -36,6 +36,9 @@ class Settings:
     redis_url_override: str | None
     runtime: str
     ssh_port: int | None = None  # git over SSH; None: off
+    #: Whether a build may fetch a source URL on a private or loopback address (an
+    #: artifact server on the premises); off, they reach public addresses only.
+    source_url_allow_private: bool = False
 
     # --- paths -----------------------------------------------------------
     @property
@@ -130,6 +133,7 @@ def settings() -> Settings:
         redis_url_override=os.environ.get("REDIS_URL") or None,
         runtime=os.environ.get("PAAS_RUNTIME") or _default_runtime(),
         ssh_port=ssh_port_setting(os.environ.get("PAAS_SSH_PORT")),
+        source_url_allow_private=flag_setting("PAAS_SOURCE_URL_ALLOW_PRIVATE"),
     )
 
 
@@ -194,6 +198,16 @@ def _port(env: os._Environ[str] | dict[str, str], name: str, default: int | None
         return int(text) or None
     raise PaasError(f"{name}={text!r} is not a port; give 1-65535"
                     + (", or 0 for none" if zero_means_off else ""))
+
+
+def flag_setting(name: str) -> bool:
+    """An on/off environment variable: 1, true, yes or on; unset, 0, false, no or off."""
+    text = os.environ.get(name, "").strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    raise PaasError(f"{name}={os.environ[name]!r} is neither on nor off; give 1 or 0")
 
 
 def ssh_port_setting(value: str | None) -> int | None:

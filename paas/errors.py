@@ -46,6 +46,13 @@ class InvalidInput(PaasError):
     status = 422
 
 
+class RangeNotSatisfiable(PaasError):
+    """A `Range` header a list cannot answer: an unknown field, option or bound."""
+
+    id = "requested_range_not_satisfiable"
+    status = 416
+
+
 class NotFound(PaasError):
     id = "not_found"
     status = 404

@@ -58,10 +58,11 @@ def emit(r: redis.Redis, app: str, event: str, proc: str = "api", **fields: obje
         raise ValueError(f"unknown event {event!r}; add it to paas.events")
     detail = " ".join(f"{k}={v}" for k, v in fields.items())
     line = f"{event} {detail}".rstrip()
-    record = json.dumps({"ts": time.time(), "event": event, "proc": proc,
-                         "fields": {k: str(v) for k, v in fields.items()}})
     try:
         logs.append(r, app, "paas", proc, line)
+        record = json.dumps({"id": r.incr(keys.app_event_counter(app)), "ts": time.time(),
+                             "event": event, "proc": proc,
+                             "fields": {k: str(v) for k, v in fields.items()}})
         with r.pipeline() as pipe:
             pipe.lpush(keys.app_events(app), record)
             pipe.ltrim(keys.app_events(app), 0, KEPT - 1)
@@ -71,6 +72,13 @@ def emit(r: redis.Redis, app: str, event: str, proc: str = "api", **fields: obje
 
 
 def recent(r: redis.Redis, app: str, limit: int = 100) -> list[dict[str, Any]]:
-    """The app's newest events, oldest first: {"ts", "event", "proc", "fields"}."""
-    raw = r.lrange(keys.app_events(app), 0, max(limit, 1) - 1)
-    return [json.loads(item) for item in reversed(raw)]
+    """The app's newest events, oldest first: {"id", "ts", "event", "proc", "fields"}."""
+    found = [json.loads(item) for item in r.lrange(keys.app_events(app), 0, max(limit, 1) - 1)]
+    # Events kept from before they had ids are the oldest: they count down from 0, newest
+    # first, which gives each the same id however many newer ones arrive.
+    older = 0
+    for event in found:
+        if "id" not in event:
+            event["id"] = older
+            older -= 1
+    return found[::-1]

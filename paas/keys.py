@@ -55,6 +55,11 @@ def app_events(app: str) -> str:
     return f"{PREFIX}:events:{app}"
 
 
+def app_event_counter(app: str) -> str:
+    """Counter: the id of the app's latest event, from INCR (ids page the activity)."""
+    return f"{PREFIX}:events:{app}:counter"
+
+
 def release_log(app: str, version: int) -> str:
     """Stream of a release phase's output lines, read by the push waiting for it."""
     return f"{PREFIX}:release:{app}:{version}:log"
@@ -63,6 +68,17 @@ def release_log(app: str, version: int) -> str:
 def build_log(build_id: int) -> str:
     """Stream of a build's output lines; the last entry carries `end`."""
     return f"{PREFIX}:build:{build_id}:log"
+
+
+def build_chain(app: str) -> str:
+    """String `JOB_ID BUILD_ID`: the app's newest build job, which its next build waits
+    for (see `paas.build.worker.enqueue`)."""
+    return f"{PREFIX}:builds:{app}:last"
+
+
+def build_chain_lock(app: str) -> str:
+    """Lock held for the moment a build of the app is queued behind the one before."""
+    return f"{PREFIX}:lock:builds:{app}"
 
 
 def push_lock(app: str) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 from paas.errors import Conflict, NotFound
 from paas.store_accounts import ACCOUNTS_MIGRATION, AccountsMixin
 from paas.store_keys import SshKeyStore
+from paas.store_ranges import KeyRange, range_sql
 from paas.store_routing import RoutingStore
 from paas.store_sources import SOURCES_MIGRATION, SourcesMixin
 
@@ -472,10 +473,14 @@ class Store(RoutingStore, SshKeyStore, AccountsMixin, SourcesMixin):
         return build
 
     def builds(self, app: App, limit: int = 50) -> list[Build]:
-        rows = self._conn().execute(
-            self._BUILD_SELECT + " WHERE b.app_id = ? ORDER BY b.id DESC LIMIT ?",
-            (app.id, limit),
-        ).fetchall()
+        """The app's newest builds, newest first."""
+        return self.builds_in(app, KeyRange(descending=True, limit=limit))
+
+    def builds_in(self, app: App, window: KeyRange) -> list[Build]:
+        """The app's builds in a range of ids (their order of creation)."""
+        where, params = range_sql("b.id", window)
+        rows = self._conn().execute(self._BUILD_SELECT + " WHERE b.app_id = ?" + where,
+                                    (app.id, *params)).fetchall()
         return [self._build(r) for r in rows]
 
     def set_build_status(self, build_id: int, status: str, failure: str | None = None) -> None:
@@ -563,10 +568,14 @@ class Store(RoutingStore, SshKeyStore, AccountsMixin, SourcesMixin):
         return self._release(row)
 
     def releases(self, app: App, limit: int = 50) -> list[Release]:
-        rows = self._conn().execute(
-            self._RELEASE_SELECT + " WHERE r.app_id = ? ORDER BY r.version DESC LIMIT ?",
-            (app.id, limit),
-        ).fetchall()
+        """The app's newest releases, newest first."""
+        return self.releases_in(app, KeyRange(descending=True, limit=limit))
+
+    def releases_in(self, app: App, window: KeyRange) -> list[Release]:
+        """The app's releases in a range of versions."""
+        where, params = range_sql("r.version", window)
+        rows = self._conn().execute(self._RELEASE_SELECT + " WHERE r.app_id = ?" + where,
+                                    (app.id, *params)).fetchall()
         return [self._release(r) for r in rows]
 
     def current_release(self, app: App) -> Release | None:

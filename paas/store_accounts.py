@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from paas.errors import Conflict, NotFound
+from paas.store_ranges import KeyRange, range_sql
 
 if TYPE_CHECKING:
     from paas.store import App, User
@@ -298,14 +299,19 @@ class AccountsMixin:
                  json.dumps(detail or {}, sort_keys=True), time.time()),
             )
 
-    def audit(self, app: App, limit: int = 100,
-              before_id: int | None = None) -> list[AuditEntry]:
-        """The app's audit entries, newest first. Entries of an earlier app of the same
-        name (destroyed, then the name taken again) predate this one and are left out."""
+    def audit(self, app: App, limit: int = 100) -> list[AuditEntry]:
+        """The app's newest audit entries, newest first."""
+        return self.audit_in(app, KeyRange(descending=True, limit=limit))
+
+    def audit_in(self, app: App, window: KeyRange) -> list[AuditEntry]:
+        """The app's audit entries in a range of ids (their order). Entries of an earlier
+        app of the same name (destroyed, then the name taken again) predate this one and
+        are left out."""
+        where, params = range_sql("id", window)
         rows = self._conn().execute(
             "SELECT id, app_name, user_name, action, detail, created_at FROM audit_log"
-            " WHERE app_name = ? AND created_at >= ? AND id < ? ORDER BY id DESC LIMIT ?",
-            (app.name, app.created_at, before_id if before_id is not None else 2**62, limit),
+            " WHERE app_name = ? AND created_at >= ?" + where,
+            (app.name, app.created_at, *params),
         ).fetchall()
         return list(_audit_entries(rows))
 

@@ -19,9 +19,10 @@ def publish(r: redis.Redis, app: str, dynos: dict[str, str]) -> None:
 
 
 def read(r: redis.Redis, app: str) -> list[dict]:
-    """The app's dynos as the agent last published them, sorted by name."""
+    """The app's dynos as the agent last published them, sorted by name, each with its
+    `id` (unique, where a name is not: an old web.1 drains beside the new one)."""
     raw = r.hgetall(keys.dynos(app))
-    found = [json.loads(v) for v in raw.values()]
+    found = [{**json.loads(v), "id": k.decode()} for k, v in raw.items()]
     return sorted(found, key=lambda d: (d["type"], int(d["name"].rsplit(".", 1)[1]),
                                         d.get("release", 0)))
 

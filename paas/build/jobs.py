@@ -142,7 +142,8 @@ class Builder:
         else:
             self.out.line(f"-----> Fetching source from {source_blob.display_url(source)}")
             tarball = self.workdir / "source.tar"
-            size = source_blob.fetch(source, tarball)
+            size = source_blob.fetch(source, tarball,
+                                     allow_private=self.s.source_url_allow_private)
             self.out.line(f"       {size / 1024:.0f} KiB")
         try:
             source_blob.unpack(tarball, dest)

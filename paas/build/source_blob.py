@@ -13,24 +13,25 @@ import tarfile
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import requests
+import urllib3
 
+from paas.build import url_guard
 from paas.config import Settings
-from paas.errors import BuildFailed, InvalidInput, PayloadTooLarge
+from paas.errors import BuildFailed, PayloadTooLarge
 
 #: The largest source tarball taken, in bytes (PAAS_SOURCE_MAX_MB).
 MAX_BYTES = int(os.environ.get("PAAS_SOURCE_MAX_MB") or "512") * 1024 * 1024
 FETCH_TIMEOUT = (10, 60)  # (connect, between reads) seconds
 _CHUNK = 1024 * 1024
+#: The URL as the build's output shows it (no credentials, no query).
+display_url = url_guard.display_url
 
 
-def check_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInput(f"{url!r} is not an http(s) URL of a source tarball")
-    return url
+def check_url(url: str, allow_private: bool = False) -> str:
+    """`url` if a build may fetch it (http or https, to a public address unless
+    `allow_private`: see paas.build.url_guard); InvalidInput saying why not."""
+    return url_guard.check(url, allow_private)
 
 
 def save(chunks: Iterable[bytes], dest: Path) -> int:
@@ -53,16 +54,22 @@ def save(chunks: Iterable[bytes], dest: Path) -> int:
     return size
 
 
-def fetch(url: str, dest: Path) -> int:
-    """Download the tarball at `url` into `dest`; its size. Errors fail the build."""
+def fetch(url: str, dest: Path, allow_private: bool = False) -> int:
+    """Download the tarball at `url` into `dest`; its size. Errors fail the build. Each
+    hop (redirects too) is checked by paas.build.url_guard on the address it connects
+    to; HTTP(S)_PROXY is not used, since a proxy would connect where it likes."""
+    shown = display_url(url)
     try:
-        with requests.get(url, stream=True, timeout=FETCH_TIMEOUT) as response:
-            if response.status_code != 200:
-                raise BuildFailed(f"fetching the source from {url} answered "
-                                  f"{response.status_code}")
-            return save(response.iter_content(_CHUNK), dest)
-    except requests.RequestException as exc:
-        raise BuildFailed(f"could not fetch the source from {url}: {exc}") from exc
+        with url_guard.open_url(url, allow_private=allow_private,
+                                timeout=FETCH_TIMEOUT) as response:
+            if response.status != 200:
+                raise BuildFailed(f"fetching the source from {shown} answered "
+                                  f"{response.status}")
+            return save(response.stream(_CHUNK, decode_content=True), dest)
+    except url_guard.UrlRefused as exc:
+        raise BuildFailed(exc.message) from exc
+    except urllib3.exceptions.HTTPError as exc:
+        raise BuildFailed(f"could not fetch the source from {shown}: {exc}") from exc
     except PayloadTooLarge as exc:
         raise BuildFailed(exc.message) from exc
 
@@ -92,10 +99,3 @@ def upload_path(s: Settings, build_id: int) -> Path:
     """Where an uploaded tarball waits for its build (removed once unpacked)."""
     return s.home / "sources" / f"{build_id}.tar"
 
-
-def display_url(url: str) -> str:
-    """The URL without credentials or query (a signed URL's signature is a secret)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"

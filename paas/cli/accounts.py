@@ -100,6 +100,8 @@ def access_list(app: str | None, as_json: bool) -> None:
         echo_json(collaborators)
         return
     click.echo(f"=== {name} Access")
+    # The API sorts by user; the owner leads here.
+    collaborators.sort(key=lambda c: not c["app_owner"])
     click.echo(table([[c["user"], c["role"] + (" (app owner)" if c["app_owner"] else "")]
                       for c in collaborators]))
 
@@ -164,7 +166,7 @@ def apps_transfer(owner: str, app: str | None, confirm: str | None) -> None:
 def audit_list(app: str | None, limit: int, as_json: bool) -> None:
     """Who did what to an app, newest first (owners and admins)."""
     name = resolve_app(app)
-    entries = api().get(f"apps/{name}/audit", limit=limit)
+    entries = api().page(f"apps/{name}/audit", f"id ..; max={limit}, order=desc")
     if as_json:
         echo_json(entries)
         return

@@ -198,6 +198,11 @@ class ApiClient:
             body.extend(more or [])
         return body
 
+    def page(self, path: str, range_header: str, **params: Any) -> Any:
+        """One page of a list, as `range_header` (`version ..; max=15, order=desc`) asks."""
+        return self.request("GET", path, params=params or None,
+                            headers={"Range": range_header})[0]
+
     def post(self, path: str, body: Any = None) -> Any:
         return self.request("POST", path, json=body if body is not None else {})[0]
 

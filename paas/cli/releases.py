@@ -34,7 +34,8 @@ def parse_version(text: str) -> int:
 def releases_list(app: str | None, num: int, as_json: bool) -> None:
     """List an app's releases, newest first."""
     name = resolve_app(app)
-    releases = (api().get(f"apps/{name}/releases") or [])[:num]
+    releases = (api().page(f"apps/{name}/releases",
+                           f"version ..; max={min(num, 1000)}, order=desc") or [])[:num]
     if as_json:
         echo_json(releases)
         return
@@ -79,7 +80,7 @@ def rollback(version: str | None, app: str | None) -> None:
 def builds_list(app: str | None, as_json: bool) -> None:
     """List an app's builds, newest first."""
     name = resolve_app(app)
-    builds = api().get(f"apps/{name}/builds") or []
+    builds = api().page(f"apps/{name}/builds", "id ..; max=50, order=desc") or []
     if as_json:
         echo_json(builds)
         return

@@ -100,8 +100,9 @@ class DeployingReceivePackHandler(ReceivePackHandler):
             return f"{ref.decode()} moved while this push waited; fetch, merge and push again"
         build = self.ctx.store.create_build(app, self.ctx.user, new_sha.decode(), ref.decode())
         output.reset(self.ctx.r, build.id)
-        worker.enqueue(self.ctx.r, build.id)
-        deadline = time.monotonic() + jobs.BUILD_TIMEOUT + jobs.DEPLOY_TIMEOUT + 120
+        worker.enqueue(self.ctx.r, build.id, app.name)
+        allowed = jobs.BUILD_TIMEOUT + jobs.DEPLOY_TIMEOUT + 120
+        deadline = time.monotonic() + allowed
         last_sent = time.monotonic()
         for item in output.follow(self.ctx.r, build.id):
             if isinstance(item, output.BuildEnd):
@@ -113,12 +114,32 @@ class DeployingReceivePackHandler(ReceivePackHandler):
             if item is not None:
                 self._progress(item)
                 last_sent = time.monotonic()
-            elif time.monotonic() > deadline:
+                continue
+            if self._waiting_in_queue(build.id):
+                # Behind another build (of this app, or of others on a busy worker): its
+                # time starts when a worker takes it, and the push lock is kept as long.
+                deadline = time.monotonic() + allowed
+                self._keep_lock()
+            if time.monotonic() > deadline:
                 return "the build did not finish in time; is the build worker running?"
-            elif time.monotonic() - last_sent > KEEPALIVE_SECONDS:
+            if time.monotonic() - last_sent > KEEPALIVE_SECONDS:
                 self._keepalive()
                 last_sent = time.monotonic()
         return "build failed"
+
+    def _keep_lock(self) -> None:
+        if self._lock is None:
+            return
+        try:
+            self._lock.reacquire()  # its full timeout again, from now
+        except redis.exceptions.LockError:
+            log.warning("push lock of %s had expired while its build waited",
+                        self.ctx.app.name)
+
+    def _waiting_in_queue(self, build_id: int) -> bool:
+        """Not started yet while a worker is there to start it."""
+        return (self.ctx.store.build(build_id).status == "pending"
+                and worker.running(self.ctx.r))
 
     def _acquire_lock(self) -> bool:
         lock = self.ctx.r.lock(

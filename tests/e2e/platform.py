@@ -54,7 +54,8 @@ class Platform:
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     ssh_port: int = field(default_factory=free_port)  # git over SSH
-    #: Settings of this platform beyond the test defaults, e.g. for a bench's comparison.
+    #: Operator settings beyond the test defaults: a test module's (PAAS_SOURCE_URL_ALLOW_PRIVATE…)
+    #: or a bench's comparison.
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -202,10 +203,11 @@ def processes_mentioning(text: str) -> list[int]:
 
 
 @contextmanager
-def running_platform(base: Path, runtime: str) -> Iterator[Platform]:
+def running_platform(base: Path, runtime: str,
+                     extra_env: dict[str, str] | None = None) -> Iterator[Platform]:
     """A platform of its own under `base`; once stopped, no process of it may be left."""
     p = Platform(home=base / "paas-home", user_home=base / "user", port=free_port(),
-                 runtime=runtime, https_port=free_port())
+                 runtime=runtime, https_port=free_port(), extra_env=extra_env or {})
     p.user_home.mkdir()
     p.start()
     try:

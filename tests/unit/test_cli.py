@@ -523,6 +523,8 @@ def test_releases_lists_newest_first(platform: FakePlatform) -> None:
     run("config:set", "A=1", "-a", "demo")
     result = run("releases", "-a", "demo", "-n", "1")
     assert result.exit_code == 0, result.output
+    asked = platform.calls("GET", "/api/apps/demo/releases")[-1]["headers"]["Range"]
+    assert asked == "version ..; max=1, order=desc"
     assert result.stdout.splitlines() == [
         "=== demo Releases - Current: v2",
         "v2  Set config vars  admin  2026-11-26 23:10:00",

@@ -39,8 +39,8 @@ def test_domains_are_added_listed_published_and_removed(
     assert client.post("/api/apps/hello/domains",
                        json={"hostname": "*.example.org"}).status_code == 201
     listed = client.get("/api/apps/hello/domains").get_json()
-    assert [(d["hostname"], d["kind"]) for d in listed] == [
-        ("hello.paas.test", "platform"), ("*.example.org", "custom"),
+    assert [(d["hostname"], d["kind"]) for d in listed] == [  # sorted by hostname
+        ("*.example.org", "custom"), ("hello.paas.test", "platform"),
         ("www.example.com", "custom"),
     ]
     route = routes.load(r, "hello")

@@ -17,13 +17,16 @@ from paas.store_accounts import AuditEntry, TokenInfo
 from web.api import api, app_for_request, iso, store
 from web.api import models as m
 from web.api.apps import _body
-from web.api.paging import paginate
+from web.api.paging import paginate, paginate_rows
 from web.api.schema import spec
 
 #: A user name: lowercase letters, digits and `._@-`, so an email address is one too.
 USER_NAME = re.compile(r"^[a-z0-9][a-z0-9._@+-]{1,63}$")
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024  # scrypt hashes anything, but a megabyte password is an attack
+#: The fields each list's `Range` may sort by (web/api/paging.py); the first is its default.
+TOKEN_RANGES = ("id",)
+USER_RANGES = ("name",)
 
 
 def _string(body: dict, key: str, *, required: bool = True, default: str = "") -> str:
@@ -76,9 +79,9 @@ def update_account() -> ResponseReturnValue:
 
 
 @api.get("/account/tokens")
-@spec(response=list[m.Token])
+@spec(response=list[m.Token], ranges=TOKEN_RANGES)
 def list_tokens() -> ResponseReturnValue:
-    return paginate([token_json(t) for t in store().tokens(g.user)], ("id",))
+    return paginate([token_json(t) for t in store().tokens(g.user)], TOKEN_RANGES)
 
 
 @api.post("/account/tokens")
@@ -105,11 +108,11 @@ def _admin() -> None:
 
 
 @api.get("/users")
-@spec(response=list[m.Account])
+@spec(response=list[m.Account], ranges=USER_RANGES)
 def list_users() -> ResponseReturnValue:
     _admin()
     return paginate([{"name": u.name, "is_admin": u.is_admin} for u in store().users()],
-                    ("name",))
+                    USER_RANGES)
 
 
 @api.post("/users")
@@ -137,15 +140,19 @@ def create_user() -> ResponseReturnValue:
 
 
 # --- collaborators, transfer, audit ---------------------------------------------------
+COLLABORATOR_RANGES = ("user",)
+AUDIT_RANGES = ("id",)
+
+
 def _collaborators(app: App) -> list[dict]:
     return [{"user": c.user, "role": c.role, "app_owner": c.is_app_owner}
             for c in store().collaborators(app)]
 
 
 @api.get("/apps/<name>/collaborators")
-@spec(response=list[m.Collaborator])
+@spec(response=list[m.Collaborator], ranges=COLLABORATOR_RANGES)
 def list_collaborators(name: str) -> ResponseReturnValue:
-    return jsonify(_collaborators(app_for_request(name)))
+    return paginate(_collaborators(app_for_request(name)), COLLABORATOR_RANGES)
 
 
 @api.post("/apps/<name>/collaborators")
@@ -189,12 +196,14 @@ def transfer_app(name: str) -> ResponseReturnValue:
 
 
 @api.get("/apps/<name>/audit")
-@spec(response=list[m.AuditEntry],
+@spec(response=list[m.AuditEntry], ranges=AUDIT_RANGES,
       query={"limit": {"type": "integer", "minimum": 1, "maximum": 1000}})
 def list_audit(name: str) -> ResponseReturnValue:
-    """Who did what, newest first: ?limit=N (default 100, at most 1000)."""
+    """Who did what, newest first: pages of ?limit=N (default 100, at most 1000) unless a
+    Range asks otherwise."""
     app = app_for_request(name, "audit")
     limit = request.args.get("limit", "100")
-    if not limit.isdigit() or not 0 < int(limit) <= 1000:
+    if not limit.isascii() or not limit.isdigit() or not 0 < int(limit) <= 1000:
         raise InvalidInput("limit must be a number from 1 to 1000")
-    return jsonify([audit_json(e) for e in store().audit(app, int(limit))])
+    return paginate_rows(lambda window: [audit_json(e) for e in store().audit_in(app, window)],
+                         AUDIT_RANGES[0], descending=True, default_max=int(limit))

@@ -15,7 +15,7 @@ from paas.errors import InvalidInput
 from paas.store import App, Build, Release
 from web.api import api, app_for_request, iso, rds, settings, store
 from web.api import models as m
-from web.api.paging import paginate
+from web.api.paging import paginate, paginate_rows
 from web.api.schema import spec
 
 
@@ -85,12 +85,20 @@ def release_json(release: Release, current: Release | None) -> dict:
 
 
 # --- apps ---------------------------------------------------------------------------
+#: The fields each list's `Range` may sort by (web/api/paging.py); the first is its default.
+APP_RANGES = ("name", "created_at")
+BUILD_RANGES = ("id",)  # ids count up as builds are made: their order of creation
+RELEASE_RANGES = ("version",)
+DYNO_RANGES = ("id",)  # names repeat while a deploy drains the old dynos
+#: Items in a page of builds or releases when the request has no `Range` (Heroku's).
+HISTORY_PAGE = 200
+
+
 @api.get("/apps")
-@spec(response=list[m.App])
+@spec(response=list[m.App], ranges=APP_RANGES)
 def list_apps() -> ResponseReturnValue:
     versions = store().current_versions()
-    return paginate([app_json(a, versions) for a in store().apps(g.user)],
-                    ("name", "created_at"))
+    return paginate([app_json(a, versions) for a in store().apps(g.user)], APP_RANGES)
 
 
 @api.post("/apps")
@@ -121,10 +129,12 @@ def destroy_app(name: str) -> ResponseReturnValue:
 
 # --- builds -------------------------------------------------------------------------
 @api.get("/apps/<name>/builds")
-@spec(response=list[m.Build])
+@spec(response=list[m.Build], ranges=BUILD_RANGES)
 def list_builds(name: str) -> ResponseReturnValue:
+    """The app's builds, newest first unless a Range asks otherwise."""
     app = app_for_request(name)
-    return jsonify([build_json(b) for b in store().builds(app)])
+    return paginate_rows(lambda window: [build_json(b) for b in store().builds_in(app, window)],
+                         BUILD_RANGES[0], descending=True, default_max=HISTORY_PAGE)
 
 
 @api.get("/apps/<name>/builds/<int:build_id>")
@@ -143,11 +153,14 @@ def build_output(name: str, build_id: int) -> Response:
 
 # --- releases -----------------------------------------------------------------------
 @api.get("/apps/<name>/releases")
-@spec(response=list[m.Release])
+@spec(response=list[m.Release], ranges=RELEASE_RANGES)
 def list_releases(name: str) -> ResponseReturnValue:
+    """The app's releases, newest first unless a Range asks otherwise."""
     app = app_for_request(name)
     current = store().current_release(app)
-    return jsonify([release_json(r, current) for r in store().releases(app)])
+    return paginate_rows(
+        lambda window: [release_json(r, current) for r in store().releases_in(app, window)],
+        RELEASE_RANGES[0], descending=True, default_max=HISTORY_PAGE)
 
 
 @api.get("/apps/<name>/releases/<version>")
@@ -212,13 +225,13 @@ def update_formation(name: str) -> ResponseReturnValue:
 
 
 @api.get("/apps/<name>/dynos")
-@spec(response=list[m.Dyno])
+@spec(response=list[m.Dyno], ranges=DYNO_RANGES)
 def list_dynos(name: str) -> ResponseReturnValue:
     app = app_for_request(name)
     dynos = dyno_state.read(rds(), app.name)
     for dyno in dynos:
         dyno["started_at"] = iso(dyno.get("started_at"))
-    return jsonify(dynos)
+    return paginate(dynos, DYNO_RANGES)
 
 
 @api.delete("/apps/<name>/dynos")

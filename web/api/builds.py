@@ -38,7 +38,7 @@ def create_build(name: str) -> ResponseReturnValue:
             raise PayloadTooLarge(f"the request body is over {MAX_BODY // 1024} KiB")
         validate_body(m.BuildCreate)
         blob = request.get_json()["source_blob"]
-        url = source_blob.check_url(blob["url"])
+        url = source_blob.check_url(blob["url"], settings().source_url_allow_private)
         version = blob.get("version") or ""
     if len(version) > 64 or any(c.isspace() for c in version):
         raise InvalidInput("version must be at most 64 characters without spaces")
@@ -52,7 +52,7 @@ def create_build(name: str) -> ResponseReturnValue:
             raise
     store().set_build_source(build.id, source_blob.UPLOADED if uploading else url or "")
     output.reset(rds(), build.id)
-    worker.enqueue(rds(), build.id)
+    worker.enqueue(rds(), build.id, app.name)
     answer = build_json(store().build(build.id))
     answer["output_stream_url"] = f"{request.host_url}api/apps/{app.name}/builds/{build.id}" \
                                   "/output-stream"

@@ -15,7 +15,10 @@ from paas.store import App
 from web.api import api, app_for_request, iso, rds, store
 from web.api import models as m
 from web.api.apps import _body, _version
+from web.api.paging import paginate
 from web.api.schema import spec
+
+EVENT_RANGES = ("id",)
 
 #: The limits `paas ps:set` accepts, in seconds.
 TIMEOUT_RANGES = {"boot_timeout": (1, 3600), "stop_timeout": (1, 3600)}
@@ -85,14 +88,17 @@ def stop_dyno(name: str, dyno: str) -> ResponseReturnValue:
 
 
 @api.get("/apps/<name>/events")
-@spec(response=list[m.Event], query={"limit": {"type": "integer", "minimum": 1, "maximum": 1000}})
+@spec(response=list[m.Event], ranges=EVENT_RANGES,
+      query={"limit": {"type": "integer", "minimum": 1, "maximum": 1000}})
 def list_events(name: str) -> ResponseReturnValue:
-    """The app's activity, oldest first: ?limit=N (default 100, at most events.KEPT)."""
+    """The app's activity, oldest first: without a Range, its newest ?limit=N events
+    (default 100, at most events.KEPT); a Range pages through every event kept."""
     app = app_for_request(name)
     limit = request.args.get("limit", "100")
-    if not limit.isdigit() or not 0 < int(limit) <= events.KEPT:
+    if not limit.isascii() or not limit.isdigit() or not 0 < int(limit) <= events.KEPT:
         raise InvalidInput(f"limit must be a number from 1 to {events.KEPT}")
-    found = events.recent(rds(), app.name, int(limit))
+    ranged = "Range" in request.headers
+    found = events.recent(rds(), app.name, events.KEPT if ranged else int(limit))
     for event in found:
         event["ts"] = iso(event["ts"])
-    return jsonify(found)
+    return paginate(found, EVENT_RANGES)

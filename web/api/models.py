@@ -163,6 +163,7 @@ class FormationEntry(Out):
 
 
 class Dyno(Out):
+    id: str
     name: str
     type: str
     state: str
@@ -189,6 +190,21 @@ class UserCreated(Account):
     password: str | None = Field(default=None, description="only when one was made")
 
 
+class SshKey(Out):
+    id: int
+    fingerprint: str
+    comment: str
+    public_key: str
+    created_at: str
+    updated_at: str
+
+
+class Domain(Out):
+    hostname: str
+    kind: Literal["platform", "custom"]
+    created_at: str | None
+
+
 class Collaborator(Out):
     user: str
     role: Role
@@ -205,6 +221,7 @@ class AuditEntry(Out):
 
 
 class Event(Out):
+    id: int
     ts: str
     event: str
     proc: str

@@ -11,6 +11,11 @@ from paas import routing
 from paas.errors import InvalidInput, NotFound
 from paas.store import App
 from web.api import api, app_for_request, iso, rds, settings, store
+from web.api import models as m
+from web.api.paging import paginate
+from web.api.schema import spec
+
+DOMAIN_RANGES = ("hostname",)
 
 
 def _body() -> dict:
@@ -31,8 +36,9 @@ def _domains_json(app: App) -> list[dict]:
 
 
 @api.get("/apps/<name>/domains")
+@spec(response=list[m.Domain], ranges=DOMAIN_RANGES)
 def list_domains(name: str) -> ResponseReturnValue:
-    return jsonify(_domains_json(app_for_request(name)))
+    return paginate(_domains_json(app_for_request(name)), DOMAIN_RANGES)
 
 
 @api.post("/apps/<name>/domains")

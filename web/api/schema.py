@@ -35,6 +35,7 @@ class Spec:
     media_type: str = "application/json"
     query: dict[str, dict] | None = None  # name -> JSON schema of a query parameter
     validate: bool = True  # False: documented only (the view reads the body elsewhere too)
+    ranges: tuple[str, ...] = ()  # a list that takes `Range` (web/api/paging.py): its fields
 
 
 #: view name (the endpoint without "api.") -> its spec
@@ -43,11 +44,13 @@ SPECS: dict[str, Spec] = {}
 
 def spec(body: Any = None, response: Any = None, status: int = 200, *,
          media_type: str = "application/json", query: dict[str, dict] | None = None,
-         validate: bool = True) -> Callable[[F], F]:
-    """Declare a view's request and response; put it under the `@api.<method>` line."""
+         validate: bool = True, ranges: tuple[str, ...] = ()) -> Callable[[F], F]:
+    """Declare a view's request and response; put it under the `@api.<method>` line.
+    `ranges`: the fields a list view's `Range` header may sort by."""
 
     def register(view: F) -> F:
-        SPECS[view.__name__] = Spec(body, response, status, media_type, query, validate)
+        SPECS[view.__name__] = Spec(body, response, status, media_type, query, validate,
+                                    ranges)
         if body is None or not validate:
             return view
 
@@ -108,6 +111,40 @@ def _schema_of(kind: Any, components: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def _document_ranges(operation: dict[str, Any], fields: tuple[str, ...],
+                     error: dict[str, Any]) -> None:
+    """A list that pages: the `Range` it takes, and its 206 and 416 answers."""
+    field = "|".join(fields)
+    operation["parameters"] = [*operation["parameters"], {
+        "name": "Range", "in": "header", "required": False,
+        "description": f"`{fields[0]} ..; max=200`, `{fields[0]} ]LAST..; max=200, "
+                       f"order=desc`: sorted by one of {', '.join(fields)}, at most max "
+                       "(1-1000), after LAST (`]`) or from it; see docs/api.md",
+        "schema": {"type": "string", "pattern": (
+            rf"^({field}) \]?[a-z0-9.@_-]{{0,20}}\.\.[a-z0-9.@_-]{{0,20}}"
+            r"(; max=[0-9]{1,4}(, order=(asc|desc))?)?$")},
+    }]
+    success = next(iter(operation["responses"].values()))
+    content = success["content"]
+    page_headers = {
+        "Accept-Ranges": {"description": "the fields a Range may sort by",
+                          "schema": {"type": "string"}},
+        "Content-Range": {"description": "the first and last item's values, `name a..m`",
+                          "schema": {"type": "string"}},
+    }
+    success["headers"] = page_headers
+    operation["responses"] = {
+        **operation["responses"],
+        "206": {"description": "a page with more after it: send Next-Range for the next",
+                "headers": {**page_headers, "Next-Range": {
+                    "description": "the Range of the next page", "required": True,
+                    "schema": {"type": "string"}}},
+                "content": content},
+        "416": {"description": "a Range this list cannot answer",
+                "content": {"application/json": {"schema": error}}},
+    }
+
+
 def openapi(app: Flask) -> dict[str, Any]:
     """The OpenAPI 3.1 document of every route of the `api` blueprint."""
     components: dict[str, Any] = {}
@@ -143,6 +180,8 @@ def openapi(app: Flask) -> dict[str, Any]:
                                 "content": {"application/json": {"schema": error}}},
                 },
             }
+            if found.ranges:
+                _document_ranges(operation, found.ranges, error)
             if found.body is not None:
                 operation["requestBody"] = {"required": False, "content": {
                     "application/json": {"schema": _schema_of(found.body, components)}}}

@@ -12,7 +12,12 @@ from paas.errors import InvalidInput
 from paas.sshkeys import parse_public_key
 from paas.store_keys import SshKey
 from web.api import api, iso, store
+from web.api import models as m
 from web.api.apps import _body
+from web.api.paging import paginate
+from web.api.schema import spec
+
+KEY_RANGES = ("id", "fingerprint")
 
 
 def key_json(key: SshKey) -> dict:
@@ -27,8 +32,9 @@ def key_json(key: SshKey) -> dict:
 
 
 @api.get("/account/keys")
+@spec(response=list[m.SshKey], ranges=KEY_RANGES)
 def list_keys() -> ResponseReturnValue:
-    return jsonify([key_json(k) for k in store().ssh_keys(g.user)])
+    return paginate([key_json(k) for k in store().ssh_keys(g.user)], KEY_RANGES)
 
 
 @api.post("/account/keys")
