@@ -233,7 +233,8 @@ class Builder:
             entries = [found.name]
         chosen = []
         for entry in entries:
-            bp = sources.resolve(entry, scratch / "fetched", self.s.home)
+            bp = sources.resolve(entry, scratch / "fetched", self.s.home,
+                                 allow_private=self.s.source_url_allow_private)
             copy = scratch / f"{len(chosen)}-{bp.name}"
             shutil.copytree(bp.path, copy, symlinks=True)
             bp = buildpack.Buildpack(bp.name, copy)

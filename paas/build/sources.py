@@ -16,8 +16,9 @@ import tarfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import requests
+import urllib3
 
+from paas.build import url_guard
 from paas.build.buildpack import Buildpack, BuildpackError, builtin_buildpacks
 from paas.errors import InvalidInput
 
@@ -58,9 +59,11 @@ def parse_buildpacks_file(text: str) -> list[str]:
     return entries
 
 
-def resolve(entry: str, scratch: Path, private: Path) -> Buildpack:
+def resolve(entry: str, scratch: Path, private: Path, allow_private: bool = False) -> Buildpack:
     """The buildpack an entry names, fetched into `scratch` when it is a URL. A `file://`
-    URL may point anywhere on the host but into `private` (the platform's own state)."""
+    URL may point anywhere on the host but into `private` (the platform's own state); a
+    network URL may not reach the platform's own network unless `allow_private` (the
+    rule and the setting of source URLs: paas.build.url_guard)."""
     for bp in builtin_buildpacks():
         if bp.name == entry:
             return bp
@@ -76,17 +79,43 @@ def resolve(entry: str, scratch: Path, private: Path) -> Buildpack:
             raise BuildpackError(f"{url} is inside the platform's own state; "
                                  "a buildpack must live elsewhere")
     if url.endswith(_TARBALL_SUFFIXES):
-        _fetch_tarball(url, dest)
+        _fetch_tarball(url, dest, allow_private)
     else:
-        _fetch_git(url, ref, dest)
+        _fetch_git(url, ref, dest, allow_private)
     if not (dest / "bin" / "compile").is_file():
         raise BuildpackError(f"{entry} is not a buildpack: it has no bin/compile")
     return Buildpack(name, dest)
 
 
-def _fetch_git(url: str, ref: str, dest: Path) -> None:
+def _git_pins(url: str, allow_private: bool) -> list[str]:
+    """git options that keep a clone of `url` off the platform's own network: for http(s),
+    the host's checked address pinned for libcurl (a DNS answer that changes after the
+    check changes nothing) and no redirects; for git:// and ssh://, the check alone."""
+    parts = urlsplit(url)
+    if parts.scheme == "file" or not parts.hostname:
+        return []
+    default = {"https": 443, "http": 80, "git": 9418, "ssh": 22}.get(parts.scheme, 0)
+    try:
+        port = parts.port or default
+    except ValueError:
+        raise BuildpackError(f"{url_guard.display_url(url)} is not a valid URL") from None
+    hop = url_guard.Target(url, parts.scheme, parts.hostname, port, "/", None)
+    try:
+        addresses = url_guard.checked_addresses(hop, allow_private, url_guard.resolve)
+    except url_guard.UrlRefused as exc:
+        raise BuildpackError(exc.message) from None
+    if parts.scheme not in ("http", "https"):
+        return []
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    address = f"[{addresses[0]}]" if ":" in addresses[0] else addresses[0]
+    return ["-c", f"http.curloptResolve={host}:{port}:{address}",
+            "-c", "http.followRedirects=false"]
+
+
+def _fetch_git(url: str, ref: str, dest: Path, allow_private: bool) -> None:
     clone = subprocess.run(
-        ["git", "clone", "--quiet", "--no-hardlinks", url, str(dest)],
+        ["git", *_git_pins(url, allow_private), "clone", "--quiet", "--no-hardlinks", url,
+         str(dest)],
         capture_output=True, text=True, timeout=FETCH_TIMEOUT,
         env={"GIT_TERMINAL_PROMPT": "0", "PATH": "/usr/bin:/bin"},
     )
@@ -102,15 +131,21 @@ def _fetch_git(url: str, ref: str, dest: Path) -> None:
     shutil.rmtree(dest / ".git", ignore_errors=True)
 
 
-def _fetch_tarball(url: str, dest: Path) -> None:
+def _fetch_tarball(url: str, dest: Path, allow_private: bool) -> None:
+    """Each hop checked on the address it connects to, as for source tarballs."""
+    shown = url_guard.display_url(url)
     try:
-        with requests.get(url, stream=True, timeout=FETCH_TIMEOUT) as response:
-            response.raise_for_status()
-            response.raw.decode_content = True
-            with tarfile.open(fileobj=response.raw, mode="r|*") as archive:
+        with url_guard.open_url(url, allow_private=allow_private,
+                                timeout=(10, FETCH_TIMEOUT)) as response:
+            if response.status != 200:
+                raise BuildpackError(f"could not fetch the buildpack {shown}: it answered "
+                                     f"{response.status}; check the URL")
+            with tarfile.open(fileobj=response, mode="r|*") as archive:
                 archive.extractall(dest, filter="data")
-    except (requests.RequestException, tarfile.TarError, OSError) as exc:
-        raise BuildpackError(f"could not fetch the buildpack {url}: {exc}; "
+    except url_guard.UrlRefused as exc:
+        raise BuildpackError(exc.message) from None
+    except (urllib3.exceptions.HTTPError, tarfile.TarError, OSError) as exc:
+        raise BuildpackError(f"could not fetch the buildpack {shown}: {exc}; "
                              "check that the URL is reachable and is a tarball") from None
     # Tarballs often hold one top-level folder; the buildpack is inside it.
     children = list(dest.iterdir())

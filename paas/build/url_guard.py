@@ -71,9 +71,10 @@ def refusal_message(url: str, host: str, address: str, kind: str) -> str:
     shown = display_url(url)
     where = host if host == address else f"{host} ({address})"
     if kind in ("a loopback address", "a private address"):
-        return (f"{shown} is refused: {where} is {kind}, and source URLs reach only public "
-                f"addresses; an operator can allow private ones with {SETTING}=1")
-    return f"{shown} is refused: {where} is {kind}, which source URLs never reach"
+        return (f"{shown} is refused: {where} is {kind}, and the URLs a build fetches reach "
+                "only public addresses; an operator can allow private ones with "
+                f"{SETTING}=1")
+    return f"{shown} is refused: {where} is {kind}, which the URLs a build fetches never reach"
 
 
 def display_url(url: str) -> str:

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.platform import FIXTURES, Platform, commit_change, make_app_repo
+from tests.e2e.platform import (
+    FIXTURES,
+    Platform,
+    commit_change,
+    make_app_repo,
+    running_platform,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -151,7 +157,8 @@ def test_a_runtime_the_stack_lacks_is_refused_and_the_old_release_serves(
     assert platform.get_app("old-python").text.startswith("hello from web.1")
 
 
-def test_a_buildpack_from_a_tarball_url(platform: Platform, workdir: Path) -> None:
+def test_a_buildpack_from_a_tarball_url(platform: Platform, workdir: Path,
+                                        tmp_path_factory: pytest.TempPathFactory) -> None:
     import http.server
     import tarfile
     import threading
@@ -171,13 +178,23 @@ def test_a_buildpack_from_a_tarball_url(platform: Platform, workdir: Path) -> No
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/custom.tgz"
+    app_repo = make_app_repo(workdir / "app", fixture="shipped-app")
     try:
+        # A URL into the platform's own network fails the build, saying what allows it...
         platform.cli("apps:create", "tarball")
-        url = f"http://127.0.0.1:{server.server_address[1]}/custom.tgz"
         platform.cli("buildpacks:set", "-a", "tarball", url)
-        out = push(platform, "tarball", make_app_repo(workdir / "app", fixture="shipped-app"))
+        refused = push(platform, "tarball", app_repo, check=False)
+        assert "127.0.0.1 is a loopback address" in refused, refused
+        assert "PAAS_SOURCE_URL_ALLOW_PRIVATE=1" in refused and "[remote rejected]" in refused
+        # ...and on a platform whose operator allows private addresses, it builds.
+        with running_platform(tmp_path_factory.mktemp("private-urls"), "process",
+                              {"PAAS_SOURCE_URL_ALLOW_PRIVATE": "1"}) as allowing:
+            allowing.cli("apps:create", "tarball")
+            allowing.cli("buildpacks:set", "-a", "tarball", url)
+            out = push(allowing, "tarball", app_repo)
+            assert "custom buildpack compiling" in out
+            assert allowing.get_app("tarball").text == "hello from profile.d\n"
     finally:
         server.shutdown()
         server.server_close()
-    assert "custom buildpack compiling" in out
-    assert platform.get_app("tarball").text == "hello from profile.d\n"

@@ -143,8 +143,8 @@ def test_loopback_is_refused_unless_the_operator_allows_private_addresses(
         fetch(url, tmp_path / "a.tar", allow_private=False)
     assert refused.value.message == (
         f"http://127.0.0.1:{server}/app.tgz is refused: 127.0.0.1 is a loopback address, "
-        "and source URLs reach only public addresses; an operator can allow private ones "
-        "with PAAS_SOURCE_URL_ALLOW_PRIVATE=1")
+        "and the URLs a build fetches reach only public addresses; an operator can allow "
+        "private ones with PAAS_SOURCE_URL_ALLOW_PRIVATE=1")
     assert seen.paths == []  # refused before connecting
     assert fetch(url, tmp_path / "b.tar", allow_private=True) == TARBALL
 
@@ -189,8 +189,8 @@ def test_https_keeps_the_name_for_sni_and_the_certificate(tls_server: int,
 
 
 @pytest.mark.parametrize(("path", "message"), [
-    ("/to-metadata", "169.254.169.254 is a link-local address, which source URLs never "
-                     "reach"),
+    ("/to-metadata", "169.254.169.254 is a link-local address, which the URLs a build "
+                     "fetches never reach"),
     ("/to-file", "'file:///etc/passwd' is not an http(s) URL"),
     ("/loop/0", "redirects more than 5 times"),
 ])
@@ -229,15 +229,15 @@ def client(make_web) -> FlaskClient:  # noqa: ANN001
 
 
 @pytest.mark.parametrize(("url", "allowed_by_setting", "message"), [
-    ("http://127.0.0.1:8000/app.tgz", True, "127.0.0.1 is a loopback address, and source "
-                                           "URLs reach only public addresses; an operator "
-                                           "can allow private ones with "
+    ("http://127.0.0.1:8000/app.tgz", True, "127.0.0.1 is a loopback address, and the URLs "
+                                           "a build fetches reach only public addresses; an "
+                                           "operator can allow private ones with "
                                            "PAAS_SOURCE_URL_ALLOW_PRIVATE=1"),
     ("http://localhost/app.tgz", True, "localhost (127.0.0.1) is a loopback address"),
     ("https://10.0.0.7/app.tgz", True, "10.0.0.7 is a private address"),
     ("http://[::1]:80/app.tgz", True, "::1 is a loopback address"),
     ("http://169.254.169.254/latest/meta-data/", False,
-     "169.254.169.254 is a link-local address, which source URLs never reach"),
+     "169.254.169.254 is a link-local address, which the URLs a build fetches never reach"),
     ("http://[fe80::1]/a.tgz", False, "fe80::1 is a link-local address"),
     ("http://0.0.0.0:8080/a.tgz", False, "0.0.0.0 is an unspecified address"),
 ])
