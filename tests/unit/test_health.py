@@ -104,6 +104,9 @@ def test_open_connections_counts_established_ones_to_a_port(
     with socket.create_connection(("127.0.0.1", port)), \
             socket.create_connection(("127.0.0.1", port)):
         assert health.open_connections(port) == 2
+        # asked of the kernel (sock_diag), which agrees with /proc/net/tcp
+        assert health._established_from(socket.AF_INET, port) == 2
+        assert health.open_connections(port, proc=Path("/proc/net")) == 2
     # drain returns once they are gone, and gives up at the deadline while one is open
     assert health.drain(port, deadline=0.0, sleep=lambda _: None) is True
     with socket.create_connection(("127.0.0.1", port)):
