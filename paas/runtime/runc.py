@@ -142,8 +142,8 @@ class RuncDriver:
             self._remove(spec)
         config = self.bundle(spec, workdir)
         if BOOT_CPU_SHARES:
-            resources = config["linux"]["resources"]["cpu"]
-            resources["shares"] = min(BOOT_CPU_SHARES, resources["shares"])
+            cpu = config["linux"]["resources"]["cpu"]
+            cpu["shares"] = min(BOOT_CPU_SHARES, cpu["shares"])
         (workdir / "bundle" / "config.json").write_text(json.dumps(config))
         self.state_root.mkdir(parents=True, exist_ok=True)
         log_path = workdir / "output.log"
