@@ -1,7 +1,8 @@
 """API read speed with a big store, and the live log view's delay.
 
-1. p50/p99 of GET /api/apps and GET /api/apps/{app} with 1,000 apps and 10,000 releases,
-   over real HTTP on loopback, with a real redis-server. The web app runs in-process
+1. p50/p99 of GET /api/apps and GET /api/apps/{app}, and of the dashboard's apps list,
+   app page and activity page (logged in as a person is), with 1,000 apps and 10,000
+   releases, over real HTTP on loopback, with a real redis-server. The web app runs in-process
    under werkzeug's threaded server (not gunicorn), so the figures are the API's own
    cost plus one HTTP round trip.
 2. Live logs (bench/live_logs.py): a real platform (`paas up`), the tick-app fixture
@@ -20,6 +21,7 @@ import argparse
 import logging
 import os
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -87,6 +89,43 @@ def measure(session: requests.Session, url: str, count: int,
     return timings
 
 
+def dashboard_login(browser: requests.Session, site: str, token: str) -> None:
+    """Log `browser` in to the dashboard with the token form, as a person would."""
+    page = browser.get(site + "/login", timeout=30).text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    if csrf is None:
+        raise SystemExit("the login page has no CSRF token")
+    as_browser(browser)
+    answer = browser.post(site + "/login", data={"csrf_token": csrf.group(1), "token": token,
+                                                  "next": "/"}, timeout=30,
+                          allow_redirects=False)
+    if answer.status_code != 302 or "/login" in answer.headers.get("Location", ""):
+        raise SystemExit(f"dashboard login failed: {answer.status_code}")
+    as_browser(browser)
+
+
+def as_browser(browser: requests.Session) -> None:
+    """Send the dashboard's Secure cookies over plain http to 127.0.0.1, as a browser
+    does for a loopback address (a secure context) and requests does not."""
+    for cookie in browser.cookies:
+        cookie.secure = False
+
+
+def measure_pages(browser: requests.Session, site: str, count: int,
+                  paths: list[str]) -> list[float]:
+    """measure() for dashboard pages: each must be the page itself, not the login form."""
+    timings = []
+    for n in range(count):
+        path = paths[n % len(paths)]
+        started = time.perf_counter()
+        response = browser.get(site + path, timeout=60, allow_redirects=False)
+        timings.append((time.perf_counter() - started) * 1000)
+        as_browser(browser)
+        if response.status_code != 200:
+            raise SystemExit(f"GET {path} answered {response.status_code}")
+    return timings
+
+
 def report(label: str, timings: list[float]) -> None:
     ordered = sorted(timings)
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
@@ -135,6 +174,16 @@ def api_reads(args: argparse.Namespace) -> None:
             report("GET /api/apps/{app}", measure(session, url, args.requests, picked))
             report("GET /api/apps/{app}/releases",
                    measure(session, url, args.requests, [p + "/releases" for p in picked]))
+        site = url.removesuffix("/api")
+        with requests.Session() as browser:
+            dashboard_login(browser, site, token)
+            measure_pages(browser, site, 5, ["/"])  # warm up
+            report(f"dashboard apps list ({args.apps})",
+                   measure_pages(browser, site, args.requests // 3, ["/"]))
+            report("dashboard app page", measure_pages(browser, site, args.requests, picked))
+            report("dashboard activity page",
+                   measure_pages(browser, site, args.requests,
+                                 [p + "/activity" for p in picked]))
         server.shutdown()
     finally:
         redis_proc.terminate()

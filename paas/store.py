@@ -245,6 +245,16 @@ class Release:
     output: str | None = None  # the release phase's output
 
 
+@dataclass(frozen=True)
+class DeploySummary:
+    """An app's deploys at a glance (Store.deploy_summaries)."""
+
+    current: int | None  # the version serving traffic
+    to_run: int | None  # the newest version that has not failed
+    to_run_has_image: bool
+    wanted: int  # dynos the formation asks for, all types
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -608,6 +618,38 @@ class Store(RoutingStore, SshKeyStore, AccountsMixin, SourcesMixin):
             " GROUP BY app_id"
         ).fetchall()
         return {r["app_id"]: r["version"] for r in rows}
+
+    def deploy_summaries(self) -> dict[int, DeploySummary]:
+        """App id -> what an apps list shows of its deploys, for every app in one query:
+        the current version, the version to run and whether it has an image, and how
+        many dynos its formation wants."""
+        rows = self._conn().execute(
+            "SELECT a.id,"
+            " (SELECT MAX(r.version) FROM releases r WHERE r.app_id = a.id"
+            "  AND r.status = 'succeeded') AS current,"
+            " (SELECT r.version || ':' || (COALESCE(r.slug, '') != '') FROM releases r"
+            "  WHERE r.app_id = a.id AND r.status != 'failed'"
+            "  ORDER BY r.version DESC LIMIT 1) AS to_run,"
+            " (SELECT COALESCE(SUM(f.quantity), 0) FROM formation f WHERE f.app_id = a.id)"
+            "  AS wanted"
+            " FROM apps a"
+        ).fetchall()
+        summaries = {}
+        for row in rows:
+            version, _, has_image = (row["to_run"] or "").partition(":")
+            summaries[row["id"]] = DeploySummary(
+                current=row["current"], to_run=int(version) if version else None,
+                to_run_has_image=has_image == "1", wanted=row["wanted"])
+        return summaries
+
+    def deploy_summary(self, app: App) -> DeploySummary:
+        """deploy_summaries() for one app."""
+        current, to_run = self.current_release(app), self.release_for_deploy(app)
+        return DeploySummary(
+            current=current.version if current else None,
+            to_run=to_run.version if to_run else None,
+            to_run_has_image=bool(to_run and to_run.slug),
+            wanted=sum(self.formation(app).values()))
 
     def release_for_deploy(self, app: App) -> Release | None:
         """The release the app should run: the newest one that has not failed."""

@@ -138,3 +138,30 @@ def test_the_builds_migration_keeps_existing_builds(tmp_path: Path) -> None:
     old.migrate()
     assert old.build(7).commit_sha == "c" * 40
     assert old.releases(old.app("hello"))[0].build_id == 7
+
+
+def test_deploy_summaries_of_every_app_agree_with_each_apps_own(store: Store) -> None:
+    from paas.store import DeploySummary
+
+    admin = store.create_user("admin", is_admin=True)
+    new = store.create_app("fresh", admin.id)
+    live = store.create_app("live", admin.id)
+    deploying = store.create_app("deploying", admin.id)
+    for app, statuses in ((live, ["succeeded", "failed"]),
+                          (deploying, ["succeeded", "pending"])):
+        for status in statuses:
+            release = store.create_release(app, description="d", user=None, config={},
+                                           slug="/slug", process_types={"web": "serve"})
+            store.set_release_status(release, status)
+    config_only = store.create_release(new, description="config", user=None, config={"A": "1"})
+    store.set_release_status(config_only, "succeeded")
+    store.set_formation(live, {"web": 2, "worker": 1})
+    summaries = store.deploy_summaries()
+    assert summaries[live.id] == DeploySummary(current=1, to_run=1, to_run_has_image=True,
+                                               wanted=3)
+    assert summaries[deploying.id] == DeploySummary(current=1, to_run=2,
+                                                    to_run_has_image=True, wanted=1)
+    assert summaries[new.id] == DeploySummary(current=1, to_run=1, to_run_has_image=False,
+                                              wanted=0)
+    for app in (new, live, deploying):
+        assert store.deploy_summary(app) == summaries[app.id]

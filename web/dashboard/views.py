@@ -14,7 +14,7 @@ from paas import sizes as dyno_sizes
 from paas.agent import state as dyno_state
 from paas.build import output
 from paas.errors import InvalidInput, PaasError
-from paas.store import App
+from paas.store import App, DeploySummary
 from web.dashboard import app_for_user, audit, dashboard, rds, settings, store
 from web.dashboard.auth import local_path
 from web.dashboard.streams import line_matches, metrics_for
@@ -45,19 +45,17 @@ def form_done(message: str) -> ResponseReturnValue:
     return redirect(local_path(request.form.get("back")))
 
 
-def app_state(app: App, dynos: list[dict]) -> dict[str, str]:
+def app_state(summary: DeploySummary, dynos: list[dict]) -> dict[str, str]:
     """The app's state at a glance: a word, its colour class and a short detail."""
-    current = store().current_release(app)
-    to_run = store().release_for_deploy(app)
-    wanted = sum(store().formation(app).values())
+    wanted = summary.wanted
     states = Counter(d.get("state") for d in dynos)
-    if to_run is None or not to_run.slug:
+    if summary.to_run is None or not summary.to_run_has_image:
         return {"word": "new", "css": "muted", "detail": "no code pushed yet"}
     detail = f"{states['up']}/{wanted} dynos up"
     if states["crashed"]:
         return {"word": "crashed", "css": "bad", "detail": f"{states['crashed']} crashed; {detail}"}
-    if current is None or to_run.version != current.version:
-        return {"word": "deploying", "css": "busy", "detail": f"v{to_run.version}; {detail}"}
+    if summary.current is None or summary.to_run != summary.current:
+        return {"word": "deploying", "css": "busy", "detail": f"v{summary.to_run}; {detail}"}
     if wanted == 0:
         return {"word": "idle", "css": "muted", "detail": "scaled to zero"}
     if states["up"] < wanted:
@@ -73,11 +71,12 @@ def render_tab(template: str, app: App, tab: str, **context: object) -> str:
 # --- apps ------------------------------------------------------------------------------
 @dashboard.get("/")
 def apps() -> str:
-    rows = []
-    for app in store().apps(g.user):
-        current = store().current_release(app)
-        rows.append({"app": app, "release": current,
-                     "state": app_state(app, dyno_state.read(rds(), app.name))})
+    # One query and one Redis round trip for the whole list, however many apps.
+    apps = store().apps(g.user)
+    summaries = store().deploy_summaries()
+    dynos = dyno_state.read_many(rds(), [app.name for app in apps])
+    rows = [{"app": app, "version": summaries[app.id].current,
+             "state": app_state(summaries[app.id], dynos[app.name])} for app in apps]
     return render_template("dashboard/apps.html", rows=rows)
 
 
@@ -96,7 +95,7 @@ def overview(name: str) -> str:
     dynos = dyno_state.read(rds(), app.name)
     builds = store().builds(app, limit=1)
     return render_tab("overview.html", app, "overview", dynos=dynos,
-                 state=app_state(app, dynos),
+                 state=app_state(store().deploy_summary(app), dynos),
                  current=store().current_release(app),
                  latest=next(iter(store().releases(app, limit=1)), None),
                  build=builds[0] if builds else None,
