@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import redis
 import requests
@@ -26,7 +27,7 @@ import requests
 from paas import keys, routing
 from paas.config import Settings, redis_client, router_settings, settings
 from paas.errors import PaasError
-from paas.runtime import driver_for, oneoff
+from paas.runtime import cgroups, driver_for, oneoff
 from paas.store import Store
 
 log = logging.getLogger("paas.up")
@@ -50,6 +51,8 @@ class Child:
     stop_timeout: float = 15.0
     #: The component name whose heartbeat `up` writes while the child lives (else its own).
     heartbeat: str | None = None
+    #: The cgroup the child runs in (paas.runtime.cgroups); None: `up`'s own.
+    cgroup: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
     started: float = 0.0
     failures: int = 0
@@ -58,9 +61,16 @@ class Child:
     def start(self, env: dict[str, str]) -> None:
         # A neutral working directory: Python puts it on sys.path, so a stray `web/` or
         # `router/` folder wherever `paas up` was started must not shadow ours.
+        group = self.cgroup
+
+        def prepare() -> None:
+            _die_with_parent()
+            if group is not None:
+                cgroups.join(group)
+
         self.proc = subprocess.Popen(
             self.argv, env=env, cwd=env["PAAS_HOME"], start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=prepare,
         )
         self.started = time.monotonic()
         log.info("started %s (pid %d)", self.name, self.proc.pid)
@@ -189,6 +199,11 @@ class Platform:
     def define_children(self) -> None:
         py = sys.executable
         agent_grace = float(os.environ.get("PAAS_STOP_GRACE", "30"))
+        # What deploys rather than serves weighs less on the CPU than the traffic does
+        # (paas/runtime/cgroups.py); the router stays with `up`.
+        control = cgroups.platform_cgroup() if self.s.runtime == "runc" else None
+        if control is not None:
+            log.info("web, worker, agent and ssh run in cgroup %s", control)
         self.children = [
             Child("web", [
                 py, "-m", "gunicorn", "--worker-class", "gthread", "--workers", "2",
@@ -196,13 +211,15 @@ class Platform:
                 "--chdir", str(self.s.home),
                 "--timeout", "120", "--graceful-timeout", "10", "--log-level", "warning",
                 "web:create_app()",
-            ]),
-            Child("worker", [py, "-m", "paas.build.worker"], heartbeat="worker"),
-            Child("agent", [py, "-m", "paas.agent"], stop_timeout=agent_grace + 15),
+            ], cgroup=control),
+            Child("worker", [py, "-m", "paas.build.worker"], heartbeat="worker",
+                  cgroup=control),
+            Child("agent", [py, "-m", "paas.agent"], stop_timeout=agent_grace + 15,
+                  cgroup=control),
             Child("router", [py, "-m", "router"]),
         ]
         if self.s.ssh_port:
-            self.children.append(Child("ssh", [py, "-m", "paas.git.ssh"]))
+            self.children.append(Child("ssh", [py, "-m", "paas.git.ssh"], cgroup=control))
 
     # --- running ------------------------------------------------------------------------
     def supervise(self) -> None:

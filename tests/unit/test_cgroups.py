@@ -1,0 +1,59 @@
+"""The control plane's cgroup (paas/runtime/cgroups.py): made with its weight on cgroup v1
+and v2 layouts, skipped without a cpu controller, and joined by a real child process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from paas.runtime import cgroups
+
+as_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (CI has it): it writes "
+                                                       "cgroup files")
+
+
+@as_root
+def test_on_v1_the_group_is_in_the_cpu_hierarchy_with_its_shares(tmp_path: Path) -> None:
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.shares").write_text("1024")
+    group = cgroups.platform_cgroup(256, root=tmp_path)
+    assert group == tmp_path / "cpu" / cgroups.NAME
+    assert (group / "cpu.shares").read_text() == "256"
+
+
+@as_root
+def test_on_v2_the_group_gets_the_weight_runc_would_give_those_shares(tmp_path: Path) -> None:
+    (tmp_path / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
+    (tmp_path / "cgroup.subtree_control").write_text("cpu memory pids\n")
+    group = cgroups.platform_cgroup(256, root=tmp_path)
+    assert group == tmp_path / cgroups.NAME
+    assert (group / "cpu.weight").read_text() == str(cgroups.shares_to_weight(256)) == "10"
+    assert cgroups.shares_to_weight(1024) == 39 and cgroups.shares_to_weight(2) == 1
+
+
+@as_root
+def test_without_a_cpu_controller_or_with_zero_shares_nothing_is_made(tmp_path: Path) -> None:
+    (tmp_path / "cgroup.controllers").write_text("memory pids\n")
+    (tmp_path / "cgroup.subtree_control").write_text("memory pids\n")
+    assert cgroups.platform_cgroup(256, root=tmp_path) is None
+    assert cgroups.platform_cgroup(0, root=tmp_path) is None
+    assert not (tmp_path / cgroups.NAME).exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("runc") is None,
+                    reason="needs root and a cpu cgroup controller (CI has both)")
+def test_a_child_that_joins_runs_in_the_group_and_its_children_follow() -> None:
+    group = cgroups.platform_cgroup(256)
+    assert group is not None
+    shell = subprocess.run(["sh", "-c", "cat /proc/self/cgroup; sh -c 'cat /proc/self/cgroup'"],
+                           preexec_fn=lambda: cgroups.join(group), capture_output=True,
+                           text=True, check=True)
+    lines = shell.stdout.splitlines()
+    # v1: the cpu hierarchy's line names the group (twice: the shell and its child); v2:
+    # the single line does.
+    assert sum(f"/{cgroups.NAME}" in line and ("cpu" in line or line.startswith("0::"))
+               for line in lines) == 2, lines
