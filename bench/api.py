@@ -76,14 +76,19 @@ def fill(store: Store, apps: int, releases: int) -> tuple[str, list[str]]:
     return token, names
 
 
-def measure(session: requests.Session, url: str, count: int,
-            paths: list[str]) -> list[float]:
+def measure(session: requests.Session, url: str, count: int, paths: list[str],
+            pages: bool = False) -> list[float]:
+    """Timings (ms) of `count` GETs over `paths`, each of which must answer 200; with
+    `pages`, as a browser on the dashboard (see as_browser), and a redirect (to the login
+    form) is a failure, not a page."""
     timings = []
     for n in range(count):
         path = paths[n % len(paths)]
         started = time.perf_counter()
-        response = session.get(url + path, timeout=60)
+        response = session.get(url + path, timeout=60, allow_redirects=not pages)
         timings.append((time.perf_counter() - started) * 1000)
+        if pages:
+            as_browser(session)
         if response.status_code != 200:
             raise SystemExit(f"GET {path} answered {response.status_code}: {response.text}")
     return timings
@@ -109,21 +114,6 @@ def as_browser(browser: requests.Session) -> None:
     does for a loopback address (a secure context) and requests does not."""
     for cookie in browser.cookies:
         cookie.secure = False
-
-
-def measure_pages(browser: requests.Session, site: str, count: int,
-                  paths: list[str]) -> list[float]:
-    """measure() for dashboard pages: each must be the page itself, not the login form."""
-    timings = []
-    for n in range(count):
-        path = paths[n % len(paths)]
-        started = time.perf_counter()
-        response = browser.get(site + path, timeout=60, allow_redirects=False)
-        timings.append((time.perf_counter() - started) * 1000)
-        as_browser(browser)
-        if response.status_code != 200:
-            raise SystemExit(f"GET {path} answered {response.status_code}")
-    return timings
 
 
 def report(label: str, timings: list[float]) -> None:
@@ -177,13 +167,14 @@ def api_reads(args: argparse.Namespace) -> None:
         site = url.removesuffix("/api")
         with requests.Session() as browser:
             dashboard_login(browser, site, token)
-            measure_pages(browser, site, 5, ["/"])  # warm up
+            measure(browser, site, 5, ["/"], pages=True)  # warm up
             report(f"dashboard apps list ({args.apps})",
-                   measure_pages(browser, site, args.requests // 3, ["/"]))
-            report("dashboard app page", measure_pages(browser, site, args.requests, picked))
+                   measure(browser, site, args.requests // 3, ["/"], pages=True))
+            report("dashboard app page", measure(browser, site, args.requests, picked,
+                                                 pages=True))
             report("dashboard activity page",
-                   measure_pages(browser, site, args.requests,
-                                 [p + "/activity" for p in picked]))
+                   measure(browser, site, args.requests, [p + "/activity" for p in picked],
+                           pages=True))
         server.shutdown()
     finally:
         redis_proc.terminate()
