@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -189,7 +190,7 @@ def router_settings(s: Settings | None = None) -> RouterSettings:
     )
 
 
-def _port(env: os._Environ[str] | dict[str, str], name: str, default: int | None,
+def _port(env: Mapping[str, str], name: str, default: int | None,
           zero_means_off: bool = False) -> int | None:
     text = (env.get(name) or "").strip()
     if not text:
