@@ -75,8 +75,12 @@ def apps() -> str:
     apps = store().apps(g.user)
     summaries = store().deploy_summaries()
     dynos = dyno_state.read_many(rds(), [app.name for app in apps])
-    rows = [{"app": app, "version": summaries[app.id].current,
-             "state": app_state(summaries[app.id], dynos[app.name])} for app in apps]
+    gone = DeploySummary(current=None, to_run=None, to_run_has_image=False, wanted=0)
+    rows = []
+    for app in apps:
+        summary = summaries.get(app.id, gone)  # destroyed since the list was read
+        rows.append({"app": app, "version": summary.current,
+                     "state": app_state(summary, dynos[app.name])})
     return render_template("dashboard/apps.html", rows=rows)
 
 
