@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,7 +155,7 @@ def router_settings(s: Settings | None = None) -> RouterSettings:
     """The router's settings from the environment; a PaasError names a malformed one."""
     s = s or settings()
     env = os.environ
-    https_port = _port(env, "PAAS_HTTPS_PORT", default=8443, zero_means_off=True)
+    https_port = port_setting("PAAS_HTTPS_PORT", env.get("PAAS_HTTPS_PORT"), 8443, off=True)
     workers_text = (env.get("PAAS_ROUTER_WORKERS") or "").strip().lower()
     if workers_text in ("", "0", "auto"):
         workers = None
@@ -180,8 +179,8 @@ def router_settings(s: Settings | None = None) -> RouterSettings:
     return RouterSettings(
         host=env.get("PAAS_ROUTER_HOST") or "0.0.0.0",
         https_port=https_port,
-        public_https_port=_port(env, "PAAS_PUBLIC_HTTPS_PORT", default=None,
-                                zero_means_off=True),
+        public_https_port=port_setting("PAAS_PUBLIC_HTTPS_PORT",
+                                       env.get("PAAS_PUBLIC_HTTPS_PORT"), None, off=True),
         tls_cert=Path(env.get("PAAS_TLS_CERT") or s.home / "tls" / "platform.crt"),
         tls_key=Path(env.get("PAAS_TLS_KEY") or s.home / "tls" / "platform.key"),
         trusted_proxies=trusted,
@@ -190,15 +189,19 @@ def router_settings(s: Settings | None = None) -> RouterSettings:
     )
 
 
-def _port(env: Mapping[str, str], name: str, default: int | None,
-          zero_means_off: bool = False) -> int | None:
-    text = (env.get(name) or "").strip()
+def port_setting(name: str, value: str | None, default: int | None,
+                 off: bool = False) -> int | None:
+    """A port variable: 1-65535, unset for `default`, and with `off` also 0 or `off`
+    for none (None)."""
+    text = (value or "").strip().lower()
     if not text:
         return default
-    if text.isdigit() and (int(text) < 65536) and (int(text) > 0 or zero_means_off):
-        return int(text) or None
-    raise PaasError(f"{name}={text!r} is not a port; give 1-65535"
-                    + (", or 0 for none" if zero_means_off else ""))
+    if off and text in ("0", "off"):
+        return None
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise PaasError(f"{name}={value!r} is not a port; give 1-65535"
+                        + (", or 0 or off for none" if off else ""))
+    return int(text)
 
 
 def flag_setting(name: str) -> bool:
@@ -213,15 +216,7 @@ def flag_setting(name: str) -> bool:
 
 def ssh_port_setting(value: str | None) -> int | None:
     """PAAS_SSH_PORT: a port number, unset for the default, or 0 / off for no SSH server."""
-    text = (value or "").strip().lower()
-    if not text:
-        return DEFAULT_SSH_PORT
-    if text in ("0", "off"):
-        return None
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise PaasError(f"PAAS_SSH_PORT={value!r} is not a port; give 1-65535, or 0 or off "
-                        "to turn git over SSH off")
-    return int(text)
+    return port_setting("PAAS_SSH_PORT", value, DEFAULT_SSH_PORT, off=True)
 
 
 def redis_client(s: Settings | None = None) -> redis.Redis:
