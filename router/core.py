@@ -305,15 +305,9 @@ class TrustedProxies:
     `::ffff:a.b.c.d` matches its IPv4 form."""
 
     def __init__(self, entries: Iterable[str] = ()) -> None:
-        self.networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
-        for entry in entries:
-            try:
-                self.networks.append(ipaddress.ip_network(entry.strip(), strict=False))
-            except ValueError:
-                raise ValueError(
-                    f"{entry!r} is neither an IP address nor a network; give addresses or "
-                    "CIDR networks, comma-separated, e.g. 10.0.0.7,192.168.0.0/16"
-                ) from None
+        # ValueError for a malformed entry; paas.config.router_settings has said which.
+        self.networks = [ipaddress.ip_network(entry.strip(), strict=False)
+                         for entry in entries]
         self._seen: dict[str, bool] = {}  # peer -> trusted; peers repeat, parsing does not
 
     def __bool__(self) -> bool:

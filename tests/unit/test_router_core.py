@@ -187,7 +187,7 @@ def test_trusted_proxies_are_addresses_or_networks() -> None:
     info = prepare([(b"X-Forwarded-For", b"1.2.3.4")],
                    trusted_proxies=core.TrustedProxies(["10.0.0.0/8"]))
     assert info.forwarded_for == "1.2.3.4, 10.0.0.7"
-    with pytest.raises(ValueError, match="CIDR"):
+    with pytest.raises(ValueError):
         core.TrustedProxies(["10.0.0.0/33"])
 
 
