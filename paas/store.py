@@ -619,10 +619,10 @@ class Store(RoutingStore, SshKeyStore, AccountsMixin, SourcesMixin):
         ).fetchall()
         return {r["app_id"]: r["version"] for r in rows}
 
-    def deploy_summaries(self) -> dict[int, DeploySummary]:
-        """App id -> what an apps list shows of its deploys, for every app in one query:
-        the current version, the version to run and whether it has an image, and how
-        many dynos its formation wants."""
+    def deploy_summaries(self, app: App | None = None) -> dict[int, DeploySummary]:
+        """App id -> what an apps list shows of its deploys, for every app (or `app`
+        alone) in one query: the current version, the version to run and whether it has
+        an image, and how many dynos its formation wants."""
         rows = self._conn().execute(
             "SELECT a.id,"
             " (SELECT MAX(r.version) FROM releases r WHERE r.app_id = a.id"
@@ -632,7 +632,8 @@ class Store(RoutingStore, SshKeyStore, AccountsMixin, SourcesMixin):
             "  ORDER BY r.version DESC LIMIT 1) AS to_run,"
             " (SELECT COALESCE(SUM(f.quantity), 0) FROM formation f WHERE f.app_id = a.id)"
             "  AS wanted"
-            " FROM apps a"
+            " FROM apps a" + (" WHERE a.id = ?" if app else ""),
+            (app.id,) if app else (),
         ).fetchall()
         summaries = {}
         for row in rows:
@@ -641,15 +642,6 @@ class Store(RoutingStore, SshKeyStore, AccountsMixin, SourcesMixin):
                 current=row["current"], to_run=int(version) if version else None,
                 to_run_has_image=has_image == "1", wanted=row["wanted"])
         return summaries
-
-    def deploy_summary(self, app: App) -> DeploySummary:
-        """deploy_summaries() for one app."""
-        current, to_run = self.current_release(app), self.release_for_deploy(app)
-        return DeploySummary(
-            current=current.version if current else None,
-            to_run=to_run.version if to_run else None,
-            to_run_has_image=bool(to_run and to_run.slug),
-            wanted=sum(self.formation(app).values()))
 
     def release_for_deploy(self, app: App) -> Release | None:
         """The release the app should run: the newest one that has not failed."""

@@ -99,7 +99,7 @@ def overview(name: str) -> str:
     dynos = dyno_state.read(rds(), app.name)
     builds = store().builds(app, limit=1)
     return render_tab("overview.html", app, "overview", dynos=dynos,
-                 state=app_state(store().deploy_summary(app), dynos),
+                 state=app_state(store().deploy_summaries(app)[app.id], dynos),
                  current=store().current_release(app),
                  latest=next(iter(store().releases(app, limit=1)), None),
                  build=builds[0] if builds else None,
