@@ -200,7 +200,8 @@ class Platform:
         py = sys.executable
         agent_grace = float(os.environ.get("PAAS_STOP_GRACE", "30"))
         # What deploys rather than serves weighs less on the CPU than the traffic does
-        # (paas/runtime/cgroups.py); the router stays with `up`.
+        # (paas/runtime/cgroups.py); the router stays with `up`. On runc only: with the
+        # process runtime the agent's dynos are its children and would join it too.
         control = cgroups.platform_cgroup() if self.s.runtime == "runc" else None
         if control is not None:
             log.info("web, worker, agent and ssh run in cgroup %s", control)
