@@ -202,6 +202,22 @@ def processes_mentioning(text: str) -> list[int]:
     return found
 
 
+def push_watching(repo: Path, env: dict[str, str],
+                  marker: str = "Python app detected") -> tuple[int, str, bool]:
+    """`git push paas main` in `repo`: its exit status, what it printed, and whether
+    `marker` reached the pusher while the push was still running (a streamed build)."""
+    lines, seen_while_running = [], False
+    with subprocess.Popen(["git", "push", "paas", "main"], cwd=repo, env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True) as push:
+        assert push.stderr is not None
+        for line in push.stderr:
+            lines.append(line)
+            if marker in line and push.poll() is None:
+                seen_while_running = True
+    return push.returncode, "".join(lines), seen_while_running
+
+
 @contextmanager
 def running_platform(base: Path, runtime: str,
                      extra_env: dict[str, str] | None = None) -> Iterator[Platform]:

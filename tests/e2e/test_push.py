@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.platform import Platform, commit_change, make_app_repo, wait_until
+from tests.e2e.platform import (
+    Platform,
+    commit_change,
+    make_app_repo,
+    push_watching,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -37,19 +43,8 @@ def page(platform: Platform) -> str:
 def test_first_push_streams_the_build_and_the_app_answers(platform: Platform, repo: Path) -> None:
     config = (repo / ".git" / "config").read_text()
     assert platform.token not in config, "the token must not be written into .git/config"
-    seen_while_running = False
-    lines = []
-    with subprocess.Popen(
-        ["git", "push", "paas", "main"], cwd=repo, env=platform.env(),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    ) as push:
-        assert push.stderr is not None
-        for line in push.stderr:
-            lines.append(line)
-            if "Python app detected" in line and push.poll() is None:
-                seen_while_running = True
-    assert push.returncode == 0, "".join(lines) + platform.log()
-    output = "".join(lines)
+    code, output, seen_while_running = push_watching(repo, platform.env())
+    assert code == 0, output + platform.log()
     assert "remote: -----> Python app detected" in output
     assert seen_while_running, "build output must reach the pusher while the build runs"
     assert "deployed" in output

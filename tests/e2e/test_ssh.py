@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from paas.store import Store
-from tests.e2e.platform import PAAS, Platform, make_app_repo
+from tests.e2e.platform import PAAS, Platform, make_app_repo, push_watching
 
 pytestmark = pytest.mark.slow
 
@@ -63,19 +63,8 @@ def test_a_push_over_ssh_streams_the_build_and_the_app_answers(
 ) -> None:
     remote = platform.git("remote", "get-url", "paas", cwd=repo).stdout.strip()
     assert remote == f"ssh://git@127.0.0.1:{platform.ssh_port}/{APP}.git"
-    lines = []
-    seen_while_running = False
-    with subprocess.Popen(
-        ["git", "push", "paas", "main"], cwd=repo, env=ssh_env(platform, admin_key),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    ) as push:
-        assert push.stderr is not None
-        for line in push.stderr:
-            lines.append(line)
-            if "Python app detected" in line and push.poll() is None:
-                seen_while_running = True
-    output = "".join(lines)
-    assert push.returncode == 0, output + platform.log()
+    code, output, seen_while_running = push_watching(repo, ssh_env(platform, admin_key))
+    assert code == 0, output + platform.log()
     assert "remote: -----> Python app detected" in output
     assert seen_while_running, "build output must reach the pusher while the build runs"
     response = platform.get_app(APP)
