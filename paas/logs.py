@@ -9,15 +9,32 @@ float), `source` (`app`, `router` or `paas`), `proc` (`web.1`, `router`,
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import redis
+import redis.asyncio
 
 from paas import keys
 
 MAX_LINES = 10_000
+
+#: (app, source, proc, line): one entry for `appender`.
+Entry = tuple[str, str, str, str]
+
+# One XADD per line, made by Redis itself, so a batch is one command and one reply: a
+# pipeline of XADDs costs the client a reply to parse per line, which is most of what a
+# busy router would spend on its request lines.
+_APPEND_MANY = """
+local maxlen, ts = ARGV[1], ARGV[2]
+for i = 1, #KEYS do
+  local at = 3 * i
+  redis.call('XADD', KEYS[i], 'MAXLEN', '~', maxlen, '*', 'ts', ts,
+             'source', ARGV[at], 'proc', ARGV[at + 1], 'line', ARGV[at + 2])
+end
+return #KEYS
+"""
 
 
 @dataclass(frozen=True)
@@ -40,6 +57,23 @@ def append(r: redis.Redis, app: str, source: str, proc: str, line: str) -> None:
         maxlen=MAX_LINES,
         approximate=True,
     )
+
+
+def appender(r: redis.Redis | redis.asyncio.Redis) -> Callable[[Sequence[Entry]], object]:
+    """A function that appends many entries, possibly to several apps, in one round trip
+    (as `append` would one by one, stamped now). With an asyncio client it returns the
+    awaitable of the call."""
+    script = r.register_script(_APPEND_MANY)
+
+    def append_many(entries: Sequence[Entry]) -> object:
+        names: list[str] = []
+        args: list[str | int] = [MAX_LINES, repr(time.time())]
+        for app, source, proc, line in entries:
+            names.append(keys.app_log(app))
+            args += (source, proc, line)
+        return script(keys=names, args=args)
+
+    return append_many
 
 
 def _decode(entry_id: bytes, fields: dict[bytes, bytes]) -> LogLine:

@@ -1,9 +1,10 @@
 """The router process: RouterServer (listen, route-table sync, logs, heartbeat) and main().
 
 `router.proxy` moves the bytes; this module wires it to a listening socket and to Redis.
-Redis (routes in, log lines and a heartbeat out) is used off the hot path, in a thread for
-the blocking client the `paas` modules expect, and may be down at any time: the router then
-keeps serving the last table it had.
+Redis (routes in, log lines and a heartbeat out) is used off the hot path: route loads and
+the heartbeat in a thread, for the blocking client the `paas` modules expect; log lines and
+route announcements on the event loop. Redis may be down at any time: the router then keeps
+serving the last table it had.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ T = TypeVar("T")
 # Router lines waiting for Redis. A batch Redis refuses is dropped: an outage costs log
 # lines, never the router's memory or its requests.
 LOG_BACKLOG = 10_000
+#: Seconds a batch of log lines may take to reach Redis before it is given up.
+LOG_SHIP_TIMEOUT = 5.0
 #: How long the router trusts what it learnt of an app's crashed dynos (H10 or H14).
 CRASH_CHECK_SECONDS = 1.0
 
@@ -109,7 +112,7 @@ class RouterServer:
         self._tls_server: asyncio.AbstractServer | None = None
         self._serve_tls = False
         self._tasks: list[asyncio.Task[None]] = []
-        self._log_lines: deque[tuple[str, str]] = deque(maxlen=LOG_BACKLOG)
+        self._log_lines: deque[logs.Entry] = deque(maxlen=LOG_BACKLOG)
         self._log_ready = asyncio.Event()
         self._redis: redis.Redis | None = None
         self._aredis: aioredis.Redis | None = None
@@ -131,6 +134,7 @@ class RouterServer:
                 self.redis_url, socket_timeout=5, socket_connect_timeout=2
             )
             self._aredis = aioredis.from_url(self.redis_url, socket_connect_timeout=2)
+            self._append_logs = logs.appender(self._aredis)
             loaded = asyncio.Event()
             self._tasks += [
                 self.loop.create_task(self._follow_routes(loaded)),
@@ -248,7 +252,7 @@ class RouterServer:
         self.pool.close_all()
         if self._redis is not None:
             if self._log_lines:
-                await self._try_redis("shipping log lines", self._ship, self._take_logs())
+                await self._ship_batch()
             await self._aredis.aclose()  # type: ignore[union-attr]
             self._redis.close()
             self._executor.shutdown(wait=True)  # type: ignore[union-attr]
@@ -260,41 +264,48 @@ class RouterServer:
     # --- Redis: all of it off the hot path
     def ship_log(self, app: str, line: str) -> None:
         if self._redis is not None:
-            self._log_lines.append((app, line))
+            self._log_lines.append((app, "router", "router", line))
             if not self._log_ready.is_set():
                 self._log_ready.set()
-
-    def _take_logs(self) -> list[tuple[str, str]]:
-        batch = list(self._log_lines)
-        self._log_lines.clear()
-        return batch
-
-    def _ship(self, batch: list[tuple[str, str]]) -> None:
-        pipe = self._redis.pipeline(transaction=False)  # type: ignore[union-attr]
-        for app, line in batch:
-            logs.append(pipe, app, "router", "router", line)  # type: ignore[arg-type]
-        pipe.execute()
-
-    async def _try_redis(self, what: str, fn: Callable[..., T], *args: Any) -> T | None:
-        """Run a blocking Redis call in a thread; a failure is logged once per outage."""
-        try:
-            result = await self.loop.run_in_executor(self._executor, fn, *args)
-        except (redis.RedisError, OSError) as exc:
-            if self._redis_ok:
-                log.warning("Redis unavailable (%s): %s; serving the last route table", what, exc)
-            self._redis_ok = False
-            return None
-        if not self._redis_ok:
-            log.info("Redis is back")
-        self._redis_ok = True
-        return result
 
     async def _ship_logs(self) -> None:
         while True:
             await self._log_ready.wait()
             await asyncio.sleep(0.05)  # let a burst gather into one round trip
             self._log_ready.clear()
-            await self._try_redis("shipping log lines", self._ship, self._take_logs())
+            await self._ship_batch()
+
+    async def _ship_batch(self) -> None:
+        """Send the lines waiting, in one command (logs.appender) on the event loop: a
+        thread would cost every request its share of GIL hand-overs."""
+        batch = list(self._log_lines)
+        self._log_lines.clear()
+        try:
+            await asyncio.wait_for(self._append_logs(batch), LOG_SHIP_TIMEOUT)  # type: ignore[arg-type]
+        except (redis.RedisError, OSError, TimeoutError) as exc:
+            self._redis_failed("shipping log lines", exc)
+        else:
+            self._redis_fine()
+
+    async def _try_redis(self, what: str, fn: Callable[..., T], *args: Any) -> T | None:
+        """Run a blocking Redis call in a thread; a failure is logged once per outage."""
+        try:
+            result = await self.loop.run_in_executor(self._executor, fn, *args)
+        except (redis.RedisError, OSError) as exc:
+            self._redis_failed(what, exc)
+            return None
+        self._redis_fine()
+        return result
+
+    def _redis_failed(self, what: str, exc: Exception) -> None:
+        if self._redis_ok:
+            log.warning("Redis unavailable (%s): %s; serving the last route table", what, exc)
+        self._redis_ok = False
+
+    def _redis_fine(self) -> None:
+        if not self._redis_ok:
+            log.info("Redis is back")
+        self._redis_ok = True
 
     async def _heartbeat(self) -> None:
         beat = functools.partial(self._redis.set, keys.heartbeat("router"), "up", ex=5)  # type: ignore[union-attr]
