@@ -103,6 +103,8 @@ class Handler(BaseHTTPRequestHandler):
             remaining = int(self.headers["Content-Length"])
             while remaining:
                 data = self.rfile.read(min(remaining, 65536))
+                if not data:  # the router cut the upload short
+                    return
                 digest.update(data)
                 remaining -= len(data)
                 length += len(data)
