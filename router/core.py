@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import html
 import ipaddress
+import os
 import re
-import uuid
 from collections import Counter
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
@@ -39,6 +39,20 @@ def normalise_host(raw: str | None) -> str:
     if host.count(":") == 1:
         host = host[: host.index(":")]
     return host.rstrip(".")
+
+
+_HOSTS_SEEN: dict[bytes, str] = {}
+
+
+def _normalised(raw: bytes) -> str:
+    """normalise_host of a Host header's bytes, remembered: clients repeat themselves."""
+    host = _HOSTS_SEEN.get(raw)
+    if host is None:
+        host = normalise_host(raw.decode("latin-1"))
+        if len(_HOSTS_SEEN) >= 4096:
+            _HOSTS_SEEN.clear()
+        _HOSTS_SEEN[raw] = host
+    return host
 
 
 def is_ip_host(host: str) -> bool:
@@ -76,6 +90,19 @@ LOCAL_NAMES = frozenset({"localhost"})
 
 
 def lookup(host: str, domain: str, table: RouteTable) -> Target:
+    """Where a request for the normalised `host` goes (see `_lookup`), remembered by the
+    table until its routes change: most requests name a host seen a moment ago."""
+    key = (host, domain)
+    target = table._targets.get(key)
+    if target is None:
+        target = _lookup(host, domain, table)
+        if len(table._targets) >= 10_000:  # many names (a scan): start over, stay small
+            table._targets.clear()
+        table._targets[key] = target
+    return target
+
+
+def _lookup(host: str, domain: str, table: RouteTable) -> Target:
     """The target of a request for the normalised `host` on a platform serving `domain`.
 
     A custom domain of an app comes first, then `<app>.<domain>` when the table knows the
@@ -116,7 +143,7 @@ class RouteTable:
     each backend address (requests outstanding, refused lately)."""
 
     __slots__ = ("_routes", "_turns", "_addrs", "_domains", "_wildcards", "_outstanding",
-                 "_down_until")
+                 "_down_until", "_targets")
 
     def __init__(self, routes: Iterable[Route] = ()) -> None:
         self._routes: dict[str, Route] = {}
@@ -131,8 +158,10 @@ class RouteTable:
         self._wildcards: dict[str, str] = {}  # "example.com" for "*.example.com" -> app
         # Per address, not per route: a request in flight on a dyno counts whatever route
         # update happened since it started.
-        self._outstanding: Counter[str] = Counter()
+        self._outstanding: dict[str, int] = {}  # a plain dict: Counter's extras cost
         self._down_until: dict[str, float] = {}
+        # lookup's answers by (host, domain), until the next change of any route
+        self._targets: dict[tuple[str, str], Target] = {}
         self.replace_all({r.app: r for r in routes})
 
     def get(self, app: str) -> Route | None:
@@ -161,16 +190,19 @@ class RouteTable:
         return self._wildcards.get(parent) if dot else None
 
     def update(self, route: Route) -> None:
+        self._targets.clear()
         self._forget(self._routes.get(route.app))
         self._routes[route.app] = route
         self._learn(route)
 
     def remove(self, app: str) -> None:
+        self._targets.clear()
         self._forget(self._routes.pop(app, None))
         self._turns.pop(app, None)
 
     def replace_all(self, routes: Mapping[str, Route]) -> None:
         """Take a full snapshot; counters of apps that are still there carry on."""
+        self._targets.clear()
         self._routes = dict(routes)
         self._turns = {app: n for app, n in self._turns.items() if app in self._routes}
         self._addrs = Counter()
@@ -209,6 +241,8 @@ class RouteTable:
         if route is None or not route.backends:
             return None
         backends = route.backends
+        if len(backends) == 1:  # most apps run one web dyno
+            return None if backends[0].addr == avoid else backends[0]
         turn = self._turns.get(app, 0)
         self._turns[app] = turn + 1
         count = len(backends)
@@ -219,7 +253,7 @@ class RouteTable:
             backend = backends[(turn + i) % count]
             if backend.addr == avoid:
                 continue
-            load = self._outstanding[backend.addr]
+            load = self._outstanding.get(backend.addr, 0)
             if down and down.get(backend.addr, 0.0) > now:
                 load += 1_000_000  # only when every other one is down too
             if best is None or load < best_load:
@@ -228,15 +262,17 @@ class RouteTable:
 
     def begin(self, addr: str) -> None:
         """A request is being sent to `addr`."""
-        self._outstanding[addr] += 1
+        outstanding = self._outstanding
+        outstanding[addr] = outstanding.get(addr, 0) + 1
 
     def end(self, addr: str) -> None:
         """A request `begin` counted is over (answered, failed or abandoned)."""
-        left = self._outstanding[addr] - 1
+        outstanding = self._outstanding
+        left = outstanding.get(addr, 0) - 1
         if left > 0:
-            self._outstanding[addr] = left
+            outstanding[addr] = left
         else:
-            del self._outstanding[addr]
+            outstanding.pop(addr, None)
 
     def outstanding(self, addr: str) -> int:
         return self._outstanding.get(addr, 0)
@@ -269,6 +305,18 @@ FORWARDING = frozenset(
 _PROTECTED = frozenset({b"host", b"content-length", b"transfer-encoding"}) | FORWARDING
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9+/=_-]{20,200}")
 
+# What prepare_request and prepare_response do with a header, by lowercased name, so each
+# header costs one lookup; a name in neither table passes as it is.
+_DROP, _CONNECTION, _UPGRADE, _FORWARDED_FOR, _ID, _HOST, _TRANSFER_ENCODING, _LENGTH = range(8)
+_RESPONSE_HEADERS = {
+    **dict.fromkeys(HOP_BY_HOP, _DROP), b"connection": _CONNECTION, b"upgrade": _UPGRADE,
+    b"transfer-encoding": _TRANSFER_ENCODING, b"content-length": _LENGTH,
+}
+_REQUEST_HEADERS = {
+    **_RESPONSE_HEADERS, **dict.fromkeys(FORWARDING, _DROP),
+    b"x-forwarded-for": _FORWARDED_FOR, b"x-request-id": _ID, b"host": _HOST,
+}
+
 
 #: What the router adds to Via on requests and responses (RFC 9110 7.6.3).
 VIA = b"1.1 paas"
@@ -297,6 +345,21 @@ class RequestInfo:
 
 def valid_request_id(value: bytes) -> bool:
     return _REQUEST_ID.fullmatch(value) is not None
+
+
+_RANDOM = bytearray()
+os.register_at_fork(after_in_child=_RANDOM.clear)  # each router worker draws its own
+
+
+def new_request_id() -> str:
+    """A fresh request id: 32 random hex digits, like a UUID's hex without its version
+    bits. Every request without an id of its own makes one, so the randomness is read
+    from the kernel 256 ids at a time rather than a system call each."""
+    if not _RANDOM:
+        _RANDOM.extend(os.urandom(16 * 256))
+    piece = _RANDOM[-16:]
+    del _RANDOM[-16:]
+    return piece.hex()
 
 
 class TrustedProxies:
@@ -340,8 +403,22 @@ def forwarded_for(client_value: str | None, peer: str, trusted_proxies: Containe
     return peer
 
 
-def _connection_tokens(value: bytes) -> set[bytes]:
-    return {t.strip().lower() for t in value.split(b",") if t.strip()}
+_TOKENS_SEEN: dict[bytes, frozenset[bytes]] = {}
+
+
+def _connection_tokens(value: bytes) -> frozenset[bytes]:
+    """The header names a Connection header lists that must go besides the hop-by-hop
+    ones (which go anyway) and never a protected one. Remembered by value: nearly every
+    peer sends `keep-alive`, `close` or `Upgrade`."""
+    tokens = _TOKENS_SEEN.get(value)
+    if tokens is None:
+        tokens = frozenset(
+            t.strip().lower() for t in value.split(b",") if t.strip()
+        ) - HOP_BY_HOP - _PROTECTED
+        if len(_TOKENS_SEEN) >= 256:
+            _TOKENS_SEEN.clear()
+        _TOKENS_SEEN[value] = tokens
+    return tokens
 
 
 def prepare_request(
@@ -370,49 +447,50 @@ def prepare_request(
     might read any of them differently from us.
     """
     out: Headers = []
-    named: set[bytes] = set()
+    named: frozenset[bytes] = frozenset()
     host: bytes | None = None
     client_fwd: list[bytes] = []
     client_id: bytes | None = None
     chunked = False
     length: int | None = None
     problem: RouterError | None = None
+    kinds = _REQUEST_HEADERS
     for name, value in headers:
-        lname = name.lower()
-        if lname in HOP_BY_HOP:
-            if lname == b"connection":
-                named |= _connection_tokens(value)
-            elif upgrade and lname == b"upgrade":
+        kind = kinds.get(name.lower())
+        if kind is None:
+            out.append((name, value))
+        elif kind == _DROP:
+            continue
+        elif kind == _CONNECTION:
+            named |= _connection_tokens(value)
+        elif kind == _UPGRADE:
+            if upgrade:
                 out.append((name, value))
-            continue
-        if lname in FORWARDING:
-            if lname == b"x-forwarded-for":
-                client_fwd.append(value)
-            elif lname == b"x-request-id":
-                client_id = value
-            continue
-        if lname == b"host":
+        elif kind == _FORWARDED_FOR:
+            client_fwd.append(value)
+        elif kind == _ID:
+            client_id = value
+        elif kind == _HOST:
             if host is not None:
                 problem = AMBIGUOUS_REQUEST
                 continue
             host = value
-        elif lname == b"transfer-encoding":
+            out.append((name, value))
+        elif kind == _TRANSFER_ENCODING:
             if chunked or value.strip().lower() != b"chunked" or http10:
                 problem = AMBIGUOUS_REQUEST
             chunked = True
-        elif lname == b"content-length":
+            out.append((name, value))
+        else:  # _LENGTH
             if length is not None or not value.isdigit():
                 problem = AMBIGUOUS_REQUEST
             else:
                 length = int(value)
-        out.append((name, value))
+            out.append((name, value))
     if chunked and length is not None:
         problem = AMBIGUOUS_REQUEST
     if host is None and not http10:
         problem = problem or BAD_REQUEST
-    named -= _PROTECTED
-    if upgrade:
-        named.discard(b"upgrade")  # `Connection: Upgrade` names it; here it must survive
     if named:
         out = [(n, v) for n, v in out if n.lower() not in named]
     if upgrade:
@@ -424,7 +502,7 @@ def prepare_request(
     request_id = (
         client_id.decode("ascii")
         if client_id is not None and valid_request_id(client_id)
-        else uuid.uuid4().hex
+        else new_request_id()
     )
     out += (
         (b"X-Forwarded-For", fwd.encode("latin-1")),
@@ -436,7 +514,7 @@ def prepare_request(
     )
     return RequestInfo(
         headers=out,
-        host=normalise_host(host.decode("latin-1") if host is not None else None),
+        host=_normalised(host) if host is not None else "",
         request_id=request_id,
         forwarded_for=fwd,
         chunked=chunked,
@@ -477,25 +555,27 @@ def prepare_response(
     spoke HTTP/1.0 (`http10`). For a 101 answer to an upgrade, Upgrade stays and
     `Connection: Upgrade` is sent."""
     out: Headers = []
-    named: set[bytes] = set()
+    named: frozenset[bytes] = frozenset()
     chunked = False
     length: int | None = None
+    kinds = _RESPONSE_HEADERS
     for name, value in headers:
-        lname = name.lower()
-        if lname in HOP_BY_HOP:
-            if lname == b"connection":
-                named |= _connection_tokens(value)
-            elif upgrade and lname == b"upgrade":
-                out.append((name, value))
+        kind = kinds.get(name.lower())
+        if kind is None:
+            out.append((name, value))
+        elif kind == _DROP:
             continue
-        if lname == b"transfer-encoding":
+        elif kind == _CONNECTION:
+            named |= _connection_tokens(value)
+        elif kind == _UPGRADE:
+            if upgrade:
+                out.append((name, value))
+        elif kind == _TRANSFER_ENCODING:
             chunked = chunked or b"chunked" in value.lower()
-        elif lname == b"content-length":
+            out.append((name, value))
+        else:  # _LENGTH
             length = int(value)
-        out.append((name, value))
-    named -= _PROTECTED
-    if upgrade:
-        named.discard(b"upgrade")
+            out.append((name, value))
     if named:
         out = [(n, v) for n, v in out if n.lower() not in named]
     if upgrade:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections import deque
 from typing import TYPE_CHECKING
 
@@ -272,7 +271,7 @@ class ClientConnection(asyncio.Protocol):
         if ex is None:
             ex = Exchange()
             ex.t_start = self.loop.time()
-            ex.info = core.RequestInfo([], "", uuid.uuid4().hex, self.peer, False, None)
+            ex.info = core.RequestInfo([], "", core.new_request_id(), self.peer, False, None)
         ex.rejected = error
         ex.keep_alive = False
         ex.request_done = True
