@@ -8,7 +8,8 @@ domains, maintenance mode and HTTPS redirect, and its TLS certificate
 (`publish_certificate`), each in a hash of its own so neither writer can wipe what the
 other wrote. Every write is followed by a message on the routes channel naming the app,
 so routers update within milliseconds; they also resync the whole table periodically so
-a lost message heals. `load`/`load_all` merge backends and settings into one `Route`.
+a lost message heals. `load` and `parse` merge backends and settings into one `Route`;
+`load_all_raw` hands a resync the entries unparsed, so it parses only those that changed.
 """
 
 from __future__ import annotations
@@ -112,31 +113,42 @@ def remove_settings(r: redis.Redis, app: str) -> None:
     r.publish(keys.routes_channel(), app)
 
 
-def load(r: redis.Redis, app: str) -> Route | None:
-    """The app's route; None when neither its backends nor its settings are known."""
-    pipe = r.pipeline(transaction=False)
-    pipe.hget(keys.routes(), app)
-    pipe.hget(keys.route_settings(), app)
-    raw, settings = pipe.execute()
+#: An app's two entries as stored (backends, settings), unparsed; None where missing.
+RawEntry = tuple[bytes | None, bytes | None]
+
+
+def parse(app: str, entry: RawEntry) -> Route | None:
+    """The route of `app` from its raw entries; None when neither exists."""
+    raw, settings = entry
     if raw is None and settings is None:
         return None
     return Route.from_json(app, raw, RouteSettings.from_json(settings) if settings else NO_SETTINGS)
 
 
-def load_all(r: redis.Redis) -> dict[str, Route]:
+def load_raw(r: redis.Redis, app: str) -> RawEntry:
+    pipe = r.pipeline(transaction=False)
+    pipe.hget(keys.routes(), app)
+    pipe.hget(keys.route_settings(), app)
+    raw, settings = pipe.execute()
+    return raw, settings
+
+
+def load_all_raw(r: redis.Redis) -> dict[str, RawEntry]:
+    """Every app's raw entries: a reader that keeps the last copy parses only what
+    changed (the router's periodic resync of thousands of routes)."""
     pipe = r.pipeline(transaction=False)
     pipe.hgetall(keys.routes())
     pipe.hgetall(keys.route_settings())
     entries, settings = pipe.execute()
-    names = {n.decode() for n in entries} | {n.decode() for n in settings}
     return {
-        name: Route.from_json(
-            name, entries.get(name.encode()),
-            RouteSettings.from_json(settings[name.encode()])
-            if name.encode() in settings else NO_SETTINGS,
-        )
-        for name in names
+        name.decode(): (entries.get(name), settings.get(name))
+        for name in entries.keys() | settings.keys()
     }
+
+
+def load(r: redis.Redis, app: str) -> Route | None:
+    """The app's route; None when neither its backends nor its settings are known."""
+    return parse(app, load_raw(r, app))
 
 
 # --- certificates ---------------------------------------------------------------------

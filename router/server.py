@@ -99,6 +99,7 @@ class RouterServer:
         self.resync_interval = resync_interval
         self.heartbeat_interval = heartbeat_interval
         self.table = core.RouteTable()
+        self._applied: dict[str, routes.RawEntry] = {}  # the entries the table was made of
         self._rechecked: dict[str, float] = {}
         self.pool = BackendPool()
         self.connections: set[ClientConnection] = set()
@@ -352,14 +353,45 @@ class RouterServer:
             backoff = min(backoff * 2, 5.0)
 
     async def _reload_all(self) -> None:
-        table = await self.loop.run_in_executor(self._executor, routes.load_all, self._redis)
-        self.table.replace_all(table)
-        self.pool.retain(self.may_pool)
+        """Bring the table in line with Redis. Only entries that differ from the copy
+        this router last applied are parsed and applied: with thousands of routes a full
+        rebuild stalled the loop for tens of milliseconds every resync."""
+        fresh = await self.loop.run_in_executor(
+            self._executor, routes.load_all_raw, self._redis
+        )
+        applied = self._applied
+        changed = sorted(app for app, entry in fresh.items() if applied.get(app) != entry)
+        gone = applied.keys() - fresh.keys()
+        for app in gone:
+            self.table.remove(app)
+            del applied[app]
+            self._crashed.pop(app, None)
+        for app in changed:  # sorted: two apps claiming one domain resolve alike everywhere
+            self._apply(app, fresh[app])
+        if changed or gone:
+            self.pool.retain(self.may_pool)
         if self._serve_tls:
             certs = await self.loop.run_in_executor(
                 self._executor, routes.load_certificates, self._redis
             )
             self._take_certificates(certs)
+
+    def _apply(self, app: str, entry: routes.RawEntry) -> None:
+        """Put `app`'s raw entries in the table, and remember them as applied."""
+        try:
+            route = routes.parse(app, entry)
+        except (ValueError, KeyError, TypeError) as exc:
+            # one malformed entry must not hold up every other app's; said once per value
+            log.error("unreadable route of %s (%r); keeping what the router had", app, exc)
+        else:
+            if route is None:
+                self.table.remove(app)
+            else:
+                self.table.update(route)
+        if entry == (None, None):
+            self._applied.pop(app, None)
+        else:
+            self._applied[app] = entry
 
     def may_pool(self, addr: str) -> bool:
         """Whether a connection to `addr` may be kept for later requests: only while a
@@ -385,11 +417,10 @@ class RouterServer:
             log.warning("could not reload the route of %s: %s", app, exc)
 
     async def _reload_app(self, app: str) -> None:
-        route = await self.loop.run_in_executor(self._executor, routes.load, self._redis, app)
-        if route is None:
-            self.table.remove(app)
-        else:
-            self.table.update(route)
+        entry = await self.loop.run_in_executor(
+            self._executor, routes.load_raw, self._redis, app
+        )
+        self._apply(app, entry)
         self.pool.retain(self.may_pool)
         self._crashed.pop(app, None)
         if self._serve_tls:

@@ -439,6 +439,35 @@ def test_lost_message_is_healed_by_the_periodic_resync(start_router, backends, r
     r.hset(keys.routes(), "quiet", route("quiet", backends[0]).to_json())
     with client(router) as conn:
         poll(lambda: fetch(conn, "quiet.localhost")[0] == 200)
+    # ... and an app deleted the same way is forgotten by one
+    r.hdel(keys.routes(), "quiet")
+    with client(router) as conn:
+        poll(lambda: fetch(conn, "quiet.localhost")[0] == 404)
+
+
+def test_a_resync_applies_only_the_routes_that_changed(start_router, backends, r) -> None:
+    a, b = backends
+    for i in range(50):
+        routes.publish(r, route(f"app{i}", a))
+    router = start_router(resync_interval=0.1)
+    before = {app: router.table.get(app) for app in router.table.apps()}
+    r.hset(keys.routes(), "app7", route("app7", b).to_json())  # unannounced
+    poll(lambda: get_json(router, "app7.localhost")["name"] == "b")
+    after = {app: router.table.get(app) for app in router.table.apps()}
+    # the other 49 are the very objects the first load made: not parsed again
+    assert [app for app in before if after[app] is not before[app]] == ["app7"]
+
+
+def test_a_malformed_route_leaves_the_others_to_update(start_router, backends, r) -> None:
+    a, b = backends
+    routes.publish(r, route("good", a))
+    routes.publish(r, route("broken", a))
+    router = start_router(resync_interval=0.1)
+    r.hset(keys.routes(), "broken", b"{not json")
+    r.hset(keys.routes(), "good", route("good", b).to_json())
+    poll(lambda: get_json(router, "good.localhost")["name"] == "b")
+    # the app with the unreadable entry keeps the route the router had
+    assert get_json(router, "broken.localhost")["name"] == "a"
 
 
 def test_dead_backend_gives_503_not_a_hang(start_router, r) -> None:
