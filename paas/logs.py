@@ -8,7 +8,10 @@ float), `source` (`app`, `router` or `paas`), `proc` (`web.1`, `router`,
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +20,8 @@ import redis
 import redis.asyncio
 
 from paas import keys
+
+log = logging.getLogger(__name__)
 
 MAX_LINES = 10_000
 
@@ -74,6 +79,61 @@ def appender(r: redis.Redis | redis.asyncio.Redis) -> Callable[[Sequence[Entry]]
         return script(keys=names, args=args)
 
     return append_many
+
+
+class Shipper:
+    """Lines handed over from any thread and sent in batches, one `appender` call each,
+    by a thread of its own: a dyno that logs every request then costs a list append per
+    line rather than a Redis round trip. Lines keep their order; `flush` sends what was
+    handed over so far before returning (before a line that must come after them)."""
+
+    def __init__(self, r: redis.Redis, interval: float = 0.02, backlog: int = 100_000) -> None:
+        """`interval`: how long a line may wait for others to share its trip;
+        `backlog`: lines kept while Redis is away (the oldest go first)."""
+        self._append = appender(r)
+        self._interval = interval
+        self._lines: deque[Entry] = deque(maxlen=backlog)
+        self._ready = threading.Event()
+        self._sending = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._started = threading.Lock()
+
+    def put(self, app: str, source: str, proc: str, line: str) -> None:
+        self._lines.append((app, source, proc, line))
+        if not self._ready.is_set():
+            if self._thread is None:
+                self._start()
+            self._ready.set()
+
+    def flush(self) -> None:
+        with self._sending:
+            self._send()
+
+    def _start(self) -> None:
+        with self._started:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="log-shipper",
+                                                 daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._ready.wait()
+            time.sleep(self._interval)
+            self._ready.clear()
+            with self._sending:
+                self._send()
+
+    def _send(self) -> None:
+        batch = []
+        while self._lines:
+            batch.append(self._lines.popleft())
+        if not batch:
+            return
+        try:
+            self._append(batch)
+        except (redis.RedisError, OSError) as exc:
+            log.warning("dropped %d log lines: Redis refused them: %s", len(batch), exc)
 
 
 def _decode(entry_id: bytes, fields: dict[bytes, bytes]) -> LogLine:

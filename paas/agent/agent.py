@@ -128,6 +128,7 @@ class Agent(Watch):
         self.store = store
         self.images = images
         self.r = r
+        self.app_logs = logs.Shipper(r)  # dyno output, batched
         self.driver = driver
         self.boot_timeout = boot_timeout
         self.stop_grace = stop_grace
@@ -441,7 +442,7 @@ class Agent(Watch):
 
         def output(line: str) -> None:
             dyno.tail.append(line)
-            logs.append(self.r, app.name, "app", name, line)
+            self.app_logs.put(app.name, "app", name, line)
 
         try:
             dyno.run = self.driver.start(spec, output)
@@ -485,6 +486,7 @@ class Agent(Watch):
                     waiting.remove(dyno)
             if waiting and time.monotonic() > deadline:
                 dyno = waiting[0]
+                self.app_logs.flush()
                 logs.append(self.r, app.name, "paas", dyno.spec.name,
                             "Error R10 (Boot timeout) -> Web process failed to bind to $PORT "
                             f"within {boot_timeout:g} seconds of launch")
@@ -612,6 +614,7 @@ class Agent(Watch):
             self.driver.stop(dyno.run, grace=0)  # frees its files; the process has ended
         if was_routed:
             self._publish_route(app_name, None)
+        self.app_logs.flush()  # the dyno's last words come before the news of its end
         if reason == "oom":
             logs.append(self.r, app_name, "paas", dyno.spec.name,
                         f"Error R15 (Memory quota vastly exceeded) -> the dyno used more than "
@@ -702,7 +705,7 @@ class Agent(Watch):
 
         def output(line: str) -> None:
             dyno.tail.append(line)
-            logs.append(self.r, app.name, "app", spec.name, line)
+            self.app_logs.put(app.name, "app", spec.name, line)
 
         self.driver.attach(run, output)
         self.driver.booted(run)  # in case the agent before died while it booted
@@ -725,6 +728,7 @@ class Agent(Watch):
         with self._lock:
             everything = [(app, d) for app, ds in self.dynos.items() for d in ds]
         self._stop_all(everything)
+        self.app_logs.flush()
         for app_name in {app for app, _ in everything}:
             try:
                 routes.remove(self.r, app_name)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import redis
 import redis.asyncio as aioredis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from paas import keys, logs
 
@@ -56,3 +59,44 @@ def test_appender_works_with_the_asyncio_client(redis_url: str, r: redis.Redis) 
 
     asyncio.run(ship())
     assert [ln.line for ln in logs.recent(r, "shop")] == ["from the loop"]
+
+
+def test_shipper_sends_lines_from_many_threads_in_order_per_thread(r: redis.Redis) -> None:
+    shipper = logs.Shipper(r, interval=0.01)
+
+    def write(proc: str) -> None:
+        for i in range(500):
+            shipper.put("shop", "app", proc, f"{proc} {i}")
+
+    threads = [threading.Thread(target=write, args=(f"web.{n}",)) for n in (1, 2, 3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    shipper.flush()
+    lines = logs.recent(r, "shop", 2000)
+    assert len(lines) == 1500
+    for proc in ("web.1", "web.2", "web.3"):
+        assert [ln.line for ln in lines if ln.proc == proc] == [
+            f"{proc} {i}" for i in range(500)]
+
+
+def test_shipper_flush_puts_earlier_lines_before_a_later_direct_one(r: redis.Redis) -> None:
+    shipper = logs.Shipper(r, interval=10.0)  # the thread would wait a long time
+    shipper.put("shop", "app", "web.1", "last words")
+    shipper.flush()
+    logs.append(r, "shop", "paas", "web.1", "State changed from up to crashed")
+    assert [ln.line for ln in logs.recent(r, "shop")] == [
+        "last words", "State changed from up to crashed"]
+
+
+def test_shipper_drops_a_batch_redis_refuses_and_carries_on(r: redis.Redis) -> None:
+    broken = redis.Redis(unix_socket_path="/nonexistent/redis.sock",
+                         retry=Retry(NoBackoff(), 0))
+    shipper = logs.Shipper(broken, interval=0.01)
+    shipper.put("shop", "app", "web.1", "lost")
+    shipper.flush()  # logs a warning; does not raise
+    working = logs.Shipper(r, interval=0.01)
+    working.put("shop", "app", "web.1", "kept")
+    working.flush()
+    assert [ln.line for ln in logs.recent(r, "shop")] == ["kept"]
