@@ -22,6 +22,12 @@ if TYPE_CHECKING:
 class BackendConnection(asyncio.Protocol):
     """A connection to one backend address; pooled between requests."""
 
+    __slots__ = (
+        "addr", "transport", "parser", "client", "tunnel_to", "closed", "idle_since",
+        "is_head", "got_bytes", "finished", "broken", "final", "keep_alive", "reason",
+        "headers",
+    )
+
     def __init__(self, addr: str) -> None:
         self.addr = addr
         self.transport: asyncio.Transport = None  # type: ignore[assignment]

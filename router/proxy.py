@@ -83,6 +83,14 @@ class Exchange:
 class ClientConnection(asyncio.Protocol):
     """One client connection: parses requests, proxies them in order, answers errors."""
 
+    # slots: a thousand idle keep-alive connections are a thousand of these
+    __slots__ = (
+        "server", "loop", "tls", "proto", "transport", "peer", "counted_peer", "parser",
+        "incoming", "queue", "head_size", "header_count", "limit", "closed", "reading",
+        "rejecting", "backend_full", "client_full", "tunnel", "upgrade_rest", "served",
+        "batch", "last_activity", "head_started",
+    )
+
     def __init__(self, server: RouterServer, tls: bool = False) -> None:
         self.server = server
         self.loop = server.loop
