@@ -281,6 +281,8 @@ class RouterServer:
         thread would cost every request its share of GIL hand-overs."""
         batch = list(self._log_lines)
         self._log_lines.clear()
+        if not batch:
+            return
         try:
             await asyncio.wait_for(self._append_logs(batch), LOG_SHIP_TIMEOUT)  # type: ignore[arg-type]
         except (redis.RedisError, OSError, TimeoutError) as exc:
