@@ -298,6 +298,7 @@ class Agent(Watch):
                 return
         if first:
             self.store.set_release_status(release, "succeeded")
+            releases.settled(self.r, app.name, release.version)
             superseded = self.store.supersede_pending(app, release.version)
             if superseded:
                 events.emit(self.r, app.name, events.RELEASE_SUPERSEDED, proc="agent",
@@ -323,6 +324,7 @@ class Agent(Watch):
         self._failed_gen[app.name] = gen
         if release.status == "pending":
             self.store.set_release_status(release, "failed", failure)
+            releases.settled(self.r, app.name, release.version)
         events.emit(self.r, app.name, events.DEPLOY_FAILED, proc="agent",
                     release=f"v{release.version}", reason=json.dumps(failure))
 
