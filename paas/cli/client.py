@@ -193,6 +193,21 @@ class _HTTPSHandler(urllib.request.HTTPSHandler):
         return self.do_open(self.connection, req, context=self._context)
 
 
+class _RedirectHandler(urllib.request.HTTPRedirectHandler):
+    """Credentials follow a redirect only to the same host, and never from https to http
+    (as requests does)."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
+                         headers: Message, newurl: str) -> urllib.request.Request | None:
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        old_url, new_url = urlsplit(req.full_url), urlsplit(newurl)
+        authorization = req.unredirected_hdrs.get("Authorization")
+        if (new is not None and authorization and old_url.hostname == new_url.hostname
+                and not (old_url.scheme == "https" and new_url.scheme != "https")):
+            new.add_unredirected_header("Authorization", authorization)
+        return new
+
+
 class ApiClient:
     """Calls the REST API under `url`/api; every error becomes a PaasError."""
 
@@ -224,7 +239,8 @@ class ApiClient:
         if read_timeout not in self._openers:
             handler = (_HTTPSHandler(read_timeout) if self.url.startswith("https:")
                        else _HTTPHandler(read_timeout))
-            self._openers[read_timeout] = urllib.request.build_opener(handler)
+            self._openers[read_timeout] = urllib.request.build_opener(handler,
+                                                                      _RedirectHandler())
         return self._openers[read_timeout]
 
     def _send(
@@ -244,7 +260,7 @@ class ApiClient:
             **({"Content-Type": "application/json"} if body is not None else {}),
             **(headers or {}),
         })
-        # Not passed on to where a redirect points.
+        # Passed on to where a redirect points only by _RedirectHandler.
         req.add_unredirected_header("Authorization", self.authorization)
         try:
             raw = self._opener(timeout[1]).open(req, timeout=timeout[0])

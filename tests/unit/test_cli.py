@@ -24,7 +24,7 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.serving import make_server
 
 from paas.cli import common, netrc_file
-from paas.cli.client import ApiClient
+from paas.cli.client import ApiClient, ApiError
 from paas.cli.logs import log_lines
 from paas.cli.main import cli
 
@@ -113,6 +113,10 @@ class FakePlatform:
         @app.get("/api/account")
         def account() -> Any:
             return {"name": "admin", "is_admin": True}
+
+        @app.get("/api/moved")
+        def moved() -> Any:
+            return Response(status=302, headers={"Location": request.args["to"]})
 
         @app.get("/api/apps")
         def list_apps() -> Any:
@@ -322,6 +326,16 @@ def test_requests_carry_token_accept_and_user_agent(platform: FakePlatform) -> N
     assert headers["Authorization"] == f"Bearer {TOKEN}"
     assert headers["Accept"] == "application/json"
     assert headers["User-Agent"].startswith("paas-cli/")
+
+
+def test_a_redirect_keeps_the_token_only_on_the_same_host(platform: FakePlatform) -> None:
+    client = ApiClient(platform.url, TOKEN)
+    account = {"name": "admin", "is_admin": True}
+    assert client.get("moved", to=f"{platform.url}/api/account") == account
+    elsewhere = platform.url.replace("127.0.0.1", "localhost")
+    with pytest.raises(ApiError, match="invalid token"):
+        client.get("moved", to=f"{elsewhere}/api/account")
+    assert "Authorization" not in platform.calls("GET", "/api/account")[-1]["headers"]
 
 
 # --- config ------------------------------------------------------------------
