@@ -74,6 +74,12 @@ def run_build(build_id: int) -> None:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def no_cache_requested(config: dict[str, str]) -> bool:
+    """Whether an app's PAAS_NO_CACHE asks for a build from nothing: without its own build
+    cache and without the platform's npm seed."""
+    return config.get("PAAS_NO_CACHE", "").lower() not in ("", "0", "false", "no")
+
+
 class Builder:
     def __init__(self, s: Settings, store: Store, r: redis.Redis, app: App, build: Build,
                  out: BuildOutput, workdir: Path) -> None:
@@ -228,10 +234,7 @@ class Builder:
         return process_types
 
     def _no_cache(self) -> bool:
-        """Whether the app's PAAS_NO_CACHE asks for a build from nothing: without its own
-        build cache and without the platform's npm seed."""
-        flag = self.store.config_vars(self.app).get("PAAS_NO_CACHE", "")
-        return flag.lower() not in ("", "0", "false", "no")
+        return no_cache_requested(self.store.config_vars(self.app))
 
     def _buildpacks(self, src: Path, env: dict[str, str]) -> list[buildpack.Buildpack]:
         """The app's buildpacks, else `.buildpacks`, else the first built-in that detects;

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import fcntl
 import hashlib
 import json
 import logging
@@ -156,16 +157,24 @@ class NpmSeed:
                 return sum(added)
 
     def _fetch_one(self, session: requests.Session, tarball: Tarball, timeout: float) -> bool:
-        try:
-            with session.get(tarball.url, stream=True, timeout=(5, timeout),
-                             allow_redirects=False) as response:
-                if response.status_code != 200:
-                    log.info("npm seed: %s answered %s", tarball.url, response.status_code)
-                    return False
-                return self._store(tarball.digest, response.iter_content(_CHUNK))
-        except requests.RequestException as exc:
-            log.info("npm seed: could not fetch %s: %s", tarball.url, exc)
-            return False
+        # One fetch of a digest at a time, whichever process asks (the push starts one, the
+        # build then waits for it): the lock is one of 256, by the digest's first byte.
+        locks = self.root / ".locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        with open(locks / tarball.digest[:2], "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if self.path(tarball.digest).exists():
+                return False
+            try:
+                with session.get(tarball.url, stream=True, timeout=(5, timeout),
+                                 allow_redirects=False) as response:
+                    if response.status_code != 200:
+                        log.info("npm seed: %s answered %s", tarball.url, response.status_code)
+                        return False
+                    return self._store(tarball.digest, response.iter_content(_CHUNK))
+            except requests.RequestException as exc:
+                log.info("npm seed: could not fetch %s: %s", tarball.url, exc)
+                return False
 
     def _store(self, digest: str, chunks: Iterable[bytes]) -> bool:
         """Write `chunks` under `digest` if their sha512 is that digest."""
@@ -281,13 +290,18 @@ def start(seed_root: Path, app_dir: Path, registry: str | None = None) -> Seedin
     for name in LOCKFILES:
         lockfile = app_dir / name
         if lockfile.is_file() and not lockfile.is_symlink():
-            tarballs = lockfile_tarballs(lockfile.read_text(errors="replace"))
-            if not tarballs:
-                return None
-            seed_root.mkdir(parents=True, exist_ok=True)  # mounted in the build as it is
-            return Seeding(NpmSeed(seed_root, registry or REGISTRY), tarballs)
+            return seed_from(seed_root, lockfile.read_text(errors="replace"), registry)
     return None
 
 
+def seed_from(seed_root: Path, lockfile: str, registry: str | None = None) -> Seeding | None:
+    """Begin seeding what the text of an npm lockfile names; None when it names nothing."""
+    tarballs = lockfile_tarballs(lockfile)
+    if not tarballs:
+        return None
+    seed_root.mkdir(parents=True, exist_ok=True)  # mounted in the build as it is
+    return Seeding(NpmSeed(seed_root, registry), tarballs)
+
+
 __all__ = ["LOCKFILES", "NpmSeed", "Seeding", "Tarball", "content_path", "lockfile_tarballs",
-           "sha512_hex", "shared", "start"]
+           "seed_from", "sha512_hex", "shared", "start"]

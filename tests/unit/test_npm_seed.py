@@ -4,6 +4,7 @@ which may be shared, and fetching, checking and pruning them, against a local re
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import http.server
 import json
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from paas.build import npm_seed
 from paas.build.npm_seed import NpmSeed, Tarball
@@ -167,7 +169,7 @@ def test_fetch_drops_bytes_that_do_not_match_and_what_the_registry_lacks(
     absent = Tarball(registry.url + "/absent/-/absent-1.0.0.tgz", digest(b"absent"))
     assert seed.fetch([lying, absent]) == 0
     assert not seed.path(lying.digest).exists() and not seed.path(absent.digest).exists()
-    assert [p for p in (tmp_path / "seed").rglob("*") if p.is_file()] == []
+    assert [p for p in (tmp_path / "seed" / "sha512").rglob("*") if p.is_file()] == []
 
 
 def test_fetch_asks_no_other_host_than_the_registry(tmp_path: Path, registry: Registry) -> None:
@@ -208,6 +210,26 @@ def test_prune_removes_what_no_build_used_lately(tmp_path: Path, registry: Regis
     seed.verify([recent])  # a build used it
     assert seed.prune(keep_days=30) == 1
     assert not seed.path(old.digest).exists() and seed.path(recent.digest).exists()
+
+
+def test_a_fetch_in_progress_elsewhere_is_waited_for_not_repeated(
+    tmp_path: Path, registry: Registry
+) -> None:
+    seed = NpmSeed(tmp_path / "seed", registry.url)
+    tarball = registry.tarball("/slow/-/slow-1.0.0.tgz", b"slow")
+    results: list[bool] = []
+    (tmp_path / "seed" / ".locks").mkdir(parents=True)
+    with open(tmp_path / "seed" / ".locks" / tarball.digest[:2], "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as the push's fetch of it holds it
+        with requests.Session() as session:
+            waiting = threading.Thread(
+                target=lambda: results.append(seed._fetch_one(session, tarball, 30)))
+            waiting.start()
+            assert seed._store(tarball.digest, [b"slow"])  # what that fetch stores
+            fcntl.flock(held, fcntl.LOCK_UN)
+            waiting.join()
+    assert results == [False]
+    assert registry.asked == []
 
 
 def test_start_seeds_from_the_apps_lockfile_and_skips_an_app_without_one(
