@@ -47,6 +47,10 @@ LOCKFILES = ("npm-shrinkwrap.json", "package-lock.json")
 MAX_TARBALL_BYTES = 256 * 1024 * 1024
 #: Parallel fetches from the registry.
 FETCHERS = 8
+#: Seconds to connect to the registry; one that does not answer ends the seeding.
+CONNECT_TIMEOUT = 3.0
+#: The longest a build waits for its seeding before it compiles without what is missing.
+WAIT_SECONDS = 60.0
 #: Seed tarballs no build has used for this many days are removed (`prune`).
 KEEP_DAYS = float(os.environ.get("PAAS_NPM_SEED_KEEP_DAYS", "30"))
 _CHUNK = 1024 * 1024
@@ -149,29 +153,39 @@ class NpmSeed:
         wanted = self.missing(tarballs)
         if not wanted:
             return 0
+        unreachable = threading.Event()
         with requests.Session() as session:
             adapter = HTTPAdapter(pool_connections=1, pool_maxsize=FETCHERS)
             session.mount("https://", adapter)
             with ThreadPoolExecutor(min(FETCHERS, len(wanted))) as pool:
-                added = pool.map(lambda t: self._fetch_one(session, t, timeout), wanted)
+                added = pool.map(
+                    lambda t: self._fetch_one(session, t, timeout, unreachable), wanted)
                 return sum(added)
 
-    def _fetch_one(self, session: requests.Session, tarball: Tarball, timeout: float) -> bool:
+    def _fetch_one(self, session: requests.Session, tarball: Tarball, timeout: float,
+                   unreachable: threading.Event) -> bool:
         # One fetch of a digest at a time, whichever process asks (the push starts one, the
         # build then waits for it): the lock is one of 256, by the digest's first byte.
         locks = self.root / ".locks"
         locks.mkdir(parents=True, exist_ok=True)
         with open(locks / tarball.digest[:2], "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            if self.path(tarball.digest).exists():
+            if self.path(tarball.digest).exists() or unreachable.is_set():
                 return False
             try:
-                with session.get(tarball.url, stream=True, timeout=(5, timeout),
+                with session.get(tarball.url, stream=True, timeout=(CONNECT_TIMEOUT, timeout),
                                  allow_redirects=False) as response:
                     if response.status_code != 200:
                         log.info("npm seed: %s answered %s", tarball.url, response.status_code)
                         return False
                     return self._store(tarball.digest, response.iter_content(_CHUNK))
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                # The rest would wait as long: npm fetches them itself (through whatever
+                # proxy the app's .npmrc names, say).
+                unreachable.set()
+                log.info("npm seed: %s is unreachable (%s); fetching no more",
+                         self.registry, exc)
+                return False
             except requests.RequestException as exc:
                 log.info("npm seed: could not fetch %s: %s", tarball.url, exc)
                 return False
@@ -280,8 +294,8 @@ class Seeding:
         except OSError as exc:  # a full disk, say: the build goes on without the seed
             log.warning("npm seed: %s", exc)
 
-    def wait(self) -> None:
-        self._thread.join()
+    def wait(self, timeout: float = WAIT_SECONDS) -> None:
+        self._thread.join(timeout)
 
 
 def start(seed_root: Path, app_dir: Path, registry: str | None = None) -> Seeding | None:

@@ -9,6 +9,7 @@ import hashlib
 import http.server
 import json
 import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -184,6 +185,27 @@ def test_fetch_asks_no_other_host_than_the_registry(tmp_path: Path, registry: Re
         elsewhere.server.server_close()
 
 
+def test_a_registry_that_cannot_be_reached_ends_the_fetching(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as closed:  # bound, never listening: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        registry = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        tried: list[str] = []
+        real_get = requests.Session.get
+
+        def counting_get(self: requests.Session, url: str, **kwargs: object) -> object:
+            tried.append(url)
+            return real_get(self, url, **kwargs)
+
+        monkeypatch.setattr(requests.Session, "get", counting_get)
+        tarballs = [Tarball(f"{registry}/p{n}/-/p{n}-1.0.0.tgz", digest(b"%d" % n))
+                    for n in range(40)]
+        assert NpmSeed(tmp_path / "seed", registry).fetch(tarballs) == 0
+    # Each fetcher tries once at most; after a refusal nothing more is asked.
+    assert 1 <= len(tried) <= npm_seed.FETCHERS
+
+
 def test_verify_removes_a_tampered_tarball_and_the_next_fetch_restores_it(
     tmp_path: Path, registry: Registry
 ) -> None:
@@ -223,7 +245,8 @@ def test_a_fetch_in_progress_elsewhere_is_waited_for_not_repeated(
         fcntl.flock(held, fcntl.LOCK_EX)  # as the push's fetch of it holds it
         with requests.Session() as session:
             waiting = threading.Thread(
-                target=lambda: results.append(seed._fetch_one(session, tarball, 30)))
+                target=lambda: results.append(
+                    seed._fetch_one(session, tarball, 30, threading.Event())))
             waiting.start()
             assert seed._store(tarball.digest, [b"slow"])  # what that fetch stores
             fcntl.flock(held, fcntl.LOCK_UN)
