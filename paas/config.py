@@ -67,6 +67,12 @@ class Settings:
         return self.home / "cache"
 
     @property
+    def npm_seed_dir(self) -> Path:
+        """Package tarballs from the npm registry shared by every app's builds
+        (paas/build/npm_seed.py)."""
+        return self.home / "seeds" / "npm"
+
+    @property
     def builds_dir(self) -> Path:
         """Scratch space of builds in progress."""
         return self.home / "builds"

@@ -61,7 +61,8 @@ def app_event_counter(app: str) -> str:
 
 
 def release_log(app: str, version: int) -> str:
-    """Stream of a release phase's output lines, read by the push waiting for it."""
+    """Stream of a release phase's output lines, then a mark when the release settles,
+    read by the push waiting for it."""
     return f"{PREFIX}:release:{app}:{version}:log"
 
 

@@ -22,6 +22,8 @@ from paas.store import App, Build, Release, Store, User
 RELEASE_PHASE_TIMEOUT = float(os.environ.get("PAAS_RELEASE_TIMEOUT", "3600"))
 #: A wait for a deploy gives up when no agent has been alive for this long.
 AGENT_GONE_AFTER = 30.0
+#: How long a release's output stream outlives the mark that it settled.
+SETTLED_TTL = 3600
 
 
 def wake_agent(r: redis.Redis) -> None:
@@ -69,6 +71,19 @@ def create(
         release = store.release(app, release.version)
     wake_agent(r)
     return release
+
+
+def settled(r: redis.Redis, app: str, version: int) -> None:
+    """Wake whoever waits for release `version` (`wait`) now that its status is final,
+    rather than at its next look."""
+    stream = keys.release_log(app, version)
+    try:
+        with r.pipeline() as pipe:
+            pipe.xadd(stream, {"settled": "1"})
+            pipe.expire(stream, SETTLED_TTL)
+            pipe.execute()
+    except redis.RedisError:
+        pass  # the waiter still finds the status at its next look, 50 ms later
 
 
 def rollback(store: Store, r: redis.Redis, app: App, user: User | None,
@@ -142,12 +157,14 @@ def wait(
 
 def _relay_output(r: redis.Redis, app: App, release: Release, after: str,
                   on_output: Callable[[str], None] | None, block: bool = True) -> str:
-    """Pass on the release phase's new lines (waiting up to 50 ms for some)."""
+    """Pass on the release phase's new lines (waiting up to 50 ms for some, or for the
+    release to settle)."""
     found = r.xread({keys.release_log(app.name, release.version): after}, count=500,
                     block=50 if block else None)
     for _, entries in found or []:
         for entry_id, fields in entries:
             after = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-            if on_output is not None:
-                on_output(fields[b"line"].decode(errors="replace"))
+            line = fields.get(b"line")  # else the mark that the release settled
+            if on_output is not None and line is not None:
+                on_output(line.decode(errors="replace"))
     return after

@@ -18,7 +18,7 @@ from pathlib import Path
 import redis
 
 from paas import appjson, events, procfile, releases
-from paas.build import buildpack, source_blob, sources
+from paas.build import buildpack, npm_seed, source_blob, sources
 from paas.build.output import BuildOutput
 from paas.build.sandbox import BuildSandbox
 from paas.config import Settings, redis_client, settings
@@ -74,6 +74,12 @@ def run_build(build_id: int) -> None:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def no_cache_requested(config: dict[str, str]) -> bool:
+    """Whether an app's PAAS_NO_CACHE asks for a build from nothing: without its own build
+    cache and without the platform's npm seed."""
+    return config.get("PAAS_NO_CACHE", "").lower() not in ("", "0", "false", "no")
+
+
 class Builder:
     def __init__(self, s: Settings, store: Store, r: redis.Redis, app: App, build: Build,
                  out: BuildOutput, workdir: Path) -> None:
@@ -81,6 +87,7 @@ class Builder:
         self.app, self.build, self.out = app, build, out
         self.workdir = workdir
         self.stack = stacks.DEFAULT_STACK
+        self.seeding: npm_seed.Seeding | None = None
 
     def run(self) -> Release:
         sha, out = self.build.commit_sha, self.out
@@ -88,6 +95,9 @@ class Builder:
         out.line(f"-----> Building {self.app.name} from {branch} ({sha[:7]})")
         src = self.workdir / "app"
         self._checkout(src)
+        # Fetching what the npm lockfile names into the platform's seed runs alongside
+        # the steps up to the compile.
+        self.seeding = None if self._no_cache() else npm_seed.start(self.s.npm_seed_dir, src)
         declared = self._read_procfile(src)
         manifest = self._read_app_json(src)
         process_types = self._compile(src, declared, manifest)
@@ -184,10 +194,13 @@ class Builder:
         config = self.store.config_vars(self.app)
         chosen = self._buildpacks(src, env)
         cache = self.s.cache_dir / self.app.name
-        if config.get("PAAS_NO_CACHE", "").lower() not in ("", "0", "false", "no"):
+        if self._no_cache():
             self.out.line("-----> PAAS_NO_CACHE is set: building without the build cache")
             shutil.rmtree(cache, ignore_errors=True)
         cache.mkdir(parents=True, exist_ok=True)
+        if self.seeding is not None:
+            self.seeding.wait()
+            env["PAAS_NPM_SEED"] = str(self.s.npm_seed_dir)
         if self.s.runtime == "runc":
             Stacks(self.s.home).get(self.stack, progress=self.out.line)
         defaults: dict[str, str] = {}
@@ -219,6 +232,9 @@ class Builder:
                 "for example `web: gunicorn app:app`"
             )
         return process_types
+
+    def _no_cache(self) -> bool:
+        return no_cache_requested(self.store.config_vars(self.app))
 
     def _buildpacks(self, src: Path, env: dict[str, str]) -> list[buildpack.Buildpack]:
         """The app's buildpacks, else `.buildpacks`, else the first built-in that detects;

@@ -33,6 +33,7 @@ BUILD_LIMITS = ocispec.Limits(memory_mb=2048, pids=1024, cpu_shares=BUILD_CPU_SH
                               tmp_mb=1024)
 INSIDE_BUILD, INSIDE_CACHE, INSIDE_ENV = "/build", "/cache", "/env"
 INSIDE_BUILDPACK, INSIDE_TOOLS, INSIDE_EXPORTS = "/buildpack", "/tools/bin", "/exports"
+INSIDE_NPM_SEED = "/seed/npm"
 
 
 class BuildSandbox:
@@ -48,7 +49,10 @@ class BuildSandbox:
 
     def command(self, compile_script: Path, build_dir: Path, cache_dir: Path, env_dir: Path,
                 env: dict[str, str], exports_dir: Path | None = None) -> list[str]:
-        """Prepare the container and return the host command that runs the compile in it."""
+        """Prepare the container and return the host command that runs the compile in it.
+
+        The platform's npm seed (`PAAS_NPM_SEED` in `env`, a host path) is mounted
+        read-only and named by its path inside."""
         stack = self.driver.stack(self.stack)
         for tree in (build_dir, cache_dir, env_dir, compile_script.parent.parent):
             _chown_tree(tree, self.uid)
@@ -78,6 +82,10 @@ class BuildSandbox:
             binds.append((str(exports_dir), INSIDE_EXPORTS, False))
             inside_env["PAAS_EXPORTS"] = INSIDE_EXPORTS
             args = ["/bin/bash", "-c", EXPORTS_WRAPPER, "compile", *args]
+        npm_seed = inside_env.pop("PAAS_NPM_SEED", None)
+        if npm_seed is not None:
+            binds.append((npm_seed, INSIDE_NPM_SEED, False))
+            inside_env["PAAS_NPM_SEED"] = INSIDE_NPM_SEED
         if self.tools_dir is not None:
             uv = self.tools_dir / "uv"
             if uv.exists():

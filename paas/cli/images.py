@@ -25,7 +25,6 @@ def images_export(app: str | None, args: tuple[str, ...]) -> None:
     name = resolve_app(app)
     dest.mkdir(parents=True, exist_ok=True)
     with api().download(f"apps/{name}/releases/{version}/image") as resp:
-        resp.raw.decode_content = True
         with tarfile.open(fileobj=resp.raw, mode="r|") as archive:
             archive.extractall(dest, filter="data")
     click.echo(f"Exported {name} to {dest} (OCI image layout; tag latest)")

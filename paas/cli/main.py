@@ -3,47 +3,13 @@
 from __future__ import annotations
 
 import difflib
+import importlib
 import sys
 from typing import Any
 
 import click
 
 from paas import __version__
-from paas.cli.accounts import (
-    access_add,
-    access_list,
-    access_remove,
-    access_update,
-    apps_transfer,
-    audit_list,
-    tokens_create,
-    tokens_list,
-    tokens_revoke,
-    users_add,
-    users_list,
-)
-from paas.cli.apps import apps_create, apps_destroy, apps_info, apps_list
-from paas.cli.auth import login
-from paas.cli.buildpacks import (
-    buildpacks_add,
-    buildpacks_clear,
-    buildpacks_list,
-    buildpacks_remove,
-    buildpacks_set,
-    builds_cache_purge,
-)
-from paas.cli.certs import certs_add, certs_info, certs_redirect, certs_remove
-from paas.cli.config_vars import config_get, config_set, config_show, config_unset
-from paas.cli.deploys import events_list, ps_set, ps_stop, releases_info, releases_output
-from paas.cli.domains import domains_add, domains_list, domains_remove
-from paas.cli.gitremote import git_remote
-from paas.cli.images import images_export, images_gc
-from paas.cli.logs import logs
-from paas.cli.maintenance import maintenance_off, maintenance_on, maintenance_show
-from paas.cli.ps import ps_list, ps_restart, ps_scale, ps_type
-from paas.cli.releases import builds_list, releases_list, rollback
-from paas.cli.run import run_command
-from paas.cli.sshkeys import keys_add, keys_list, keys_remove
 from paas.errors import PaasError
 
 
@@ -56,8 +22,81 @@ class CliError(click.ClickException):
         click.echo(f"error: {self.format_message()}", err=True)
 
 
+#: Every command but `up`, and where it is defined (module in paas.cli:function). A module
+#: is imported when one of its commands runs, or when `paas --help` lists them: a command
+#: starts without importing the others'.
+COMMANDS = {
+    "access": "accounts:access_list",
+    "access:add": "accounts:access_add",
+    "access:remove": "accounts:access_remove",
+    "access:update": "accounts:access_update",
+    "apps": "apps:apps_list",
+    "apps:create": "apps:apps_create",
+    "apps:destroy": "apps:apps_destroy",
+    "apps:info": "apps:apps_info",
+    "apps:transfer": "accounts:apps_transfer",
+    "audit": "accounts:audit_list",
+    "buildpacks": "buildpacks:buildpacks_list",
+    "buildpacks:add": "buildpacks:buildpacks_add",
+    "buildpacks:clear": "buildpacks:buildpacks_clear",
+    "buildpacks:remove": "buildpacks:buildpacks_remove",
+    "buildpacks:set": "buildpacks:buildpacks_set",
+    "builds": "releases:builds_list",
+    "builds:cache:purge": "buildpacks:builds_cache_purge",
+    "certs": "certs:certs_info",
+    "certs:add": "certs:certs_add",
+    "certs:redirect": "certs:certs_redirect",
+    "certs:remove": "certs:certs_remove",
+    "config": "config_vars:config_show",
+    "config:get": "config_vars:config_get",
+    "config:set": "config_vars:config_set",
+    "config:unset": "config_vars:config_unset",
+    "domains": "domains:domains_list",
+    "domains:add": "domains:domains_add",
+    "domains:remove": "domains:domains_remove",
+    "events": "deploys:events_list",
+    "git:remote": "gitremote:git_remote",
+    "images:export": "images:images_export",
+    "images:gc": "images:images_gc",
+    "keys": "sshkeys:keys_list",
+    "keys:add": "sshkeys:keys_add",
+    "keys:remove": "sshkeys:keys_remove",
+    "login": "auth:login",
+    "logs": "logs:logs",
+    "maintenance": "maintenance:maintenance_show",
+    "maintenance:off": "maintenance:maintenance_off",
+    "maintenance:on": "maintenance:maintenance_on",
+    "ps": "ps:ps_list",
+    "ps:restart": "ps:ps_restart",
+    "ps:scale": "ps:ps_scale",
+    "ps:set": "deploys:ps_set",
+    "ps:stop": "deploys:ps_stop",
+    "ps:type": "ps:ps_type",
+    "releases": "releases:releases_list",
+    "releases:info": "deploys:releases_info",
+    "releases:output": "deploys:releases_output",
+    "rollback": "releases:rollback",
+    "run": "run:run_command",
+    "tokens": "accounts:tokens_list",
+    "tokens:create": "accounts:tokens_create",
+    "tokens:revoke": "accounts:tokens_revoke",
+    "users": "accounts:users_list",
+    "users:add": "accounts:users_add",
+}
+
+
 class PaasGroup(click.Group):
-    """A group that turns unknown commands, usage errors and PaasErrors into CliErrors."""
+    """A group that turns unknown commands, usage errors and PaasErrors into CliErrors, and
+    imports a command's module only when it is asked for (COMMANDS)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module, _, name = COMMANDS[cmd_name].partition(":")
+            self.add_command(getattr(importlib.import_module(f"paas.cli.{module}"), name))
+        return self.commands.get(cmd_name)
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
@@ -95,27 +134,6 @@ def up() -> None:
     from paas.up import run_up
 
     sys.exit(run_up())
-
-
-for command in (
-    apps_list, apps_create, apps_info, apps_destroy,
-    git_remote,
-    config_show, config_get, config_set, config_unset,
-    ps_list, ps_scale, ps_restart, ps_type, ps_stop, ps_set,
-    releases_list, releases_info, releases_output, rollback, builds_list, events_list,
-    logs, login,
-    keys_list, keys_add, keys_remove,
-    users_list, users_add, tokens_list, tokens_create, tokens_revoke,
-    access_list, access_add, access_update, access_remove, apps_transfer, audit_list,
-    images_export, images_gc,
-    buildpacks_list, buildpacks_add, buildpacks_set, buildpacks_remove, buildpacks_clear,
-    builds_cache_purge,
-    run_command,
-    domains_list, domains_add, domains_remove,
-    maintenance_show, maintenance_on, maintenance_off,
-    certs_info, certs_add, certs_remove, certs_redirect,
-):
-    cli.add_command(command)
 
 
 def main() -> None:

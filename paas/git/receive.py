@@ -10,6 +10,7 @@ branch (like the running app) stays where it was.
 from __future__ import annotations
 
 import logging
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +21,8 @@ from dulwich.repo import Repo
 from dulwich.server import Backend, ReceivePackHandler
 
 from paas import keys
-from paas.build import jobs, output, worker
+from paas.build import jobs, npm_seed, output, worker
+from paas.config import settings
 from paas.store import App, Store, User
 
 log = logging.getLogger(__name__)
@@ -101,6 +103,7 @@ class DeployingReceivePackHandler(ReceivePackHandler):
         build = self.ctx.store.create_build(app, self.ctx.user, new_sha.decode(), ref.decode())
         output.reset(self.ctx.r, build.id)
         worker.enqueue(self.ctx.r, build.id, app.name)
+        self._prefetch_npm_packages(new_sha)
         allowed = jobs.BUILD_TIMEOUT + jobs.DEPLOY_TIMEOUT + 120
         deadline = time.monotonic() + allowed
         last_sent = time.monotonic()
@@ -126,6 +129,20 @@ class DeployingReceivePackHandler(ReceivePackHandler):
                 self._keepalive()
                 last_sent = time.monotonic()
         return "build failed"
+
+    def _prefetch_npm_packages(self, sha: bytes) -> None:
+        """Start fetching the packages the pushed npm lockfile names into the platform's
+        npm seed while the build is queued and starts; the build waits for what is left
+        of it (paas/build/npm_seed.py)."""
+        try:
+            if jobs.no_cache_requested(self.ctx.store.config_vars(self.ctx.app)):
+                return
+            lockfile = _top_level_file(self.repo, sha, npm_seed.LOCKFILES)
+            if lockfile is not None:
+                npm_seed.seed_from(settings().npm_seed_dir,
+                                   lockfile.decode("utf-8", "replace"))
+        except (KeyError, ValueError, OSError) as exc:  # the build fetches what it needs
+            log.warning("npm seed prefetch for %s: %s", self.ctx.app.name, exc)
 
     def _keep_lock(self) -> None:
         if self._lock is None:
@@ -156,3 +173,20 @@ class DeployingReceivePackHandler(ReceivePackHandler):
                 self._keepalive()
         self._lock = lock
         return True
+
+
+def _top_level_file(repo: Repo, sha: bytes, names: tuple[str, ...],
+                    limit: int = 64 * 1024 * 1024) -> bytes | None:
+    """The first of `names` that is a regular file at the top of commit `sha`, if under
+    `limit` bytes."""
+    tree = repo[repo[sha].tree]
+    for name in names:
+        try:
+            mode, blob_sha = tree[name.encode()]
+        except KeyError:
+            continue
+        if not stat.S_ISREG(mode):
+            return None
+        blob = repo[blob_sha]
+        return blob.as_raw_string() if blob.raw_length() <= limit else None
+    return None

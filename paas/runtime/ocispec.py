@@ -25,11 +25,11 @@ HOST_ETC = (
 GENERATED_ETC = ("passwd", "group", "hosts", "hostname")
 #: Mount points of the stack's skeleton: dynos use /app, builds the others.
 SKELETON_DIRS = ("app", "proc", "dev", "sys", "run/paas", "etc", "root", "var/tmp",
-                 "build", "cache", "env", "buildpack", "tools/bin", "exports")
+                 "build", "cache", "env", "buildpack", "tools/bin", "exports", "seed/npm")
 SKELETON_FILES = ("tools/bin/uv",)
 #: Changes whenever the skeleton's layout does; each version has its own folder, so running
 #: containers keep the one they started on.
-SKELETON_VERSION = "3"
+SKELETON_VERSION = "4"
 
 # System calls a web app or worker has no business making. Everything else is allowed
 # (a deny list keeps language runtimes working; the capabilities are gone anyway).

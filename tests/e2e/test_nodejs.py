@@ -9,14 +9,17 @@ where the build runs in a container as the app's uid.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from paas.build.npm_seed import NpmSeed, lockfile_tarballs
 from paas.image import ImageStore
-from tests.e2e.platform import Platform, commit_change, make_app_repo
+from tests.e2e.platform import FIXTURES, Platform, commit_change, make_app_repo
 
 pytestmark = pytest.mark.slow
 
@@ -146,6 +149,53 @@ def test_on_runc_the_app_builds_in_a_container_and_redeploys_reusing_node_module
     assert REUSE_LINE in push.stderr, push.stderr
     assert PRUNED_LINE in push.stderr, push.stderr
     assert page(runc_platform) == PAGE.format(code="two")
+
+
+# The build script of the second app below: what it may do to the platform's npm seed.
+SEED_PROBE = """
+for (const [what, act] of [
+  ["write", () => fs.writeFileSync(`${process.env.PAAS_NPM_SEED}/sha512/planted`, "x")],
+  ["list", () => fs.readdirSync(`${process.env.PAAS_NPM_SEED}/sha512`)],
+]) {
+  let verdict = "allowed";
+  try { act(); } catch (e) { verdict = "refused"; }
+  console.log(`seed ${what}: ${verdict}`);
+}
+"""
+
+
+def test_on_runc_a_new_apps_install_starts_from_the_platforms_npm_seed(
+    runc_platform: Platform, tmp_path: Path
+) -> None:
+    seed = NpmSeed(runc_platform.home / "seeds" / "npm")
+    tarballs = lockfile_tarballs((FIXTURES / "node-app" / "package-lock.json").read_text())
+    runc_platform.cli("apps:create", "node-seed-a")
+    repo = make_app_repo(tmp_path / "a", fixture="node-app")
+    runc_platform.git("push", runc_platform.remote_url("node-seed-a", runc_platform.token),
+                      "main", cwd=repo)
+    assert all(seed.path(t.digest).is_file() for t in tarballs)
+
+    # One seed tarball changed behind the platform's back: the next build finds it no longer
+    # matches its digest and fetches it again before copying anything.
+    (ms,) = [t for t in tarballs if "/ms/" in t.url]
+    os.chmod(seed.path(ms.digest), 0o644)
+    seed.path(ms.digest).write_bytes(b"module.exports = () => 'poisoned';\n")
+    runc_platform.cli("apps:create", "node-seed-b")
+    repo = make_app_repo(tmp_path / "b", fixture="node-app")
+    with open(repo / "build.js", "a") as f:
+        f.write(SEED_PROBE)
+    subprocess.run(["git", "commit", "-qam", "probe the seed"], cwd=repo, check=True,
+                   env=runc_platform.env())
+    push = runc_platform.git("push", runc_platform.remote_url("node-seed-b", runc_platform.token),
+                             "main", cwd=repo)
+    assert "remote:        2 package tarball(s) from the platform's npm cache" in push.stderr, (
+        push.stderr)
+    assert hashlib.sha512(seed.path(ms.digest).read_bytes()).hexdigest() == ms.digest
+    assert page(runc_platform, "node-seed-b") == PAGE.format(code="one")
+    # The build sees the seed read-only, and cannot list which packages other apps use.
+    assert "remote:        seed write: refused" in push.stderr, push.stderr
+    assert "remote:        seed list: refused" in push.stderr, push.stderr
+    assert not (seed.root / "sha512" / "planted").exists()
 
 
 def test_on_runc_a_yarn_berry_app_builds_in_a_container_and_answers(

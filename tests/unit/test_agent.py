@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from paas import routes
+from paas import keys, releases, routes
 from paas.agent import state
 from paas.agent.agent import Agent
 from paas.runtime import DynoSpec, OutputSink, RunningDyno
-from paas.store import App, Store
+from paas.store import App, Release, Store
 
 
 class Answer(BaseHTTPRequestHandler):
@@ -360,3 +360,22 @@ def test_a_settled_app_is_skipped_until_something_about_it_changes(
     one_pass()
     one_pass()
     assert len(worked) == 5
+
+
+def test_a_waiting_push_is_woken_when_the_release_settles_and_sees_no_extra_output(
+    agent: Agent, store: Store, app: App, r: redis.Redis
+) -> None:
+    release(store, app, 1)
+    waiting: list[Release] = []
+    lines: list[str] = []
+    waiter = threading.Thread(target=lambda: waiting.append(releases.wait(
+        store, app, store.release(app, 1), 60, r=r, on_output=lines.append)))
+    r.set(keys.heartbeat("agent"), "1", ex=60)
+    waiter.start()
+    agent.converge_app(store.app("hello"))
+    waiter.join(60)
+    assert [rel.status for rel in waiting] == ["succeeded"]
+    # The mark that woke it is in the release's stream, but it is no line of output.
+    marks = r.xrange(keys.release_log("hello", 1))
+    assert [fields for _, fields in marks] == [{b"settled": b"1"}]
+    assert lines == []

@@ -7,8 +7,10 @@ real; only the platform behind the API is pretend.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import pkgutil
 import socket
 import stat
 import subprocess
@@ -18,15 +20,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 from flask import Flask, Response, jsonify, request
 from werkzeug.serving import make_server
 
+import paas.cli
 from paas.cli import common, netrc_file
-from paas.cli.client import ApiClient
+from paas.cli.client import ApiClient, ApiError
 from paas.cli.logs import log_lines
-from paas.cli.main import cli
+from paas.cli.main import COMMANDS, cli
 
 TOKEN = "test-token"
 NOW = "2026-11-26T23:10:00Z"
@@ -113,6 +117,10 @@ class FakePlatform:
         @app.get("/api/account")
         def account() -> Any:
             return {"name": "admin", "is_admin": True}
+
+        @app.get("/api/moved")
+        def moved() -> Any:
+            return Response(status=302, headers={"Location": request.args["to"]})
 
         @app.get("/api/apps")
         def list_apps() -> Any:
@@ -322,6 +330,16 @@ def test_requests_carry_token_accept_and_user_agent(platform: FakePlatform) -> N
     assert headers["Authorization"] == f"Bearer {TOKEN}"
     assert headers["Accept"] == "application/json"
     assert headers["User-Agent"].startswith("paas-cli/")
+
+
+def test_a_redirect_keeps_the_token_only_on_the_same_host(platform: FakePlatform) -> None:
+    client = ApiClient(platform.url, TOKEN)
+    account = {"name": "admin", "is_admin": True}
+    assert client.get("moved", to=f"{platform.url}/api/account") == account
+    elsewhere = platform.url.replace("127.0.0.1", "localhost")
+    with pytest.raises(ApiError, match="invalid token"):
+        client.get("moved", to=f"{elsewhere}/api/account")
+    assert "Authorization" not in platform.calls("GET", "/api/account")[-1]["headers"]
 
 
 # --- config ------------------------------------------------------------------
@@ -612,6 +630,17 @@ def test_up_is_registered_with_its_help() -> None:
         "Start the platform in the foreground: redis, web, build worker, agent and router."
     )
     assert "Start the platform in the foreground" in run("--help").stdout
+
+
+def test_every_command_is_in_the_table_that_imports_it_when_asked_for() -> None:
+    defined = {}
+    for info in pkgutil.iter_modules(paas.cli.__path__):
+        module = importlib.import_module(f"paas.cli.{info.name}")
+        for attr, value in vars(module).items():
+            if (isinstance(value, click.Command) and not isinstance(value, click.Group)
+                    and value.callback.__module__ == module.__name__ and value.name != "up"):
+                defined[value.name] = f"{info.name}:{attr}"
+    assert defined == COMMANDS
 
 
 def test_unknown_command_points_at_help() -> None:

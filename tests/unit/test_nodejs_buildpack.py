@@ -21,12 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from paas.build import buildpack
+from paas.build import buildpack, npm_seed
 from paas.build.buildpack import Buildpack, BuildpackError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 REUSE_LINE = "       Dependencies unchanged; reusing node_modules"
 NPM_CI_LINE = "       Installing node modules with npm ci (package-lock.json)"
+SEEDED_LINE = "       2 package tarball(s) from the platform's npm cache"
 PAGE = "built by &lt;npm run build&gt;; web.1 code=one ttl=2m\n"
 
 
@@ -503,6 +504,33 @@ def test_an_unchanged_lockfile_reuses_node_modules_and_a_changed_one_reinstalls(
     edit_json(fourth / "package-lock.json", pin_ms)
     assert REUSE_LINE in run_compile(fourth, cache, env)
     assert run_in_dyno(fourth, version).stdout == "2.1.2\n"
+
+
+def test_the_platforms_npm_seed_fills_an_empty_cache_and_npm_checks_what_it_gets(
+    tmp_path: Path,
+) -> None:
+    seed = npm_seed.NpmSeed(tmp_path / "seed")
+    first = copy_fixture(tmp_path / "build-1")
+    tarballs = npm_seed.lockfile_tarballs((first / "package-lock.json").read_text())
+    assert seed.fetch(tarballs) == 2
+    env = {**platform_env(tmp_path), "PAAS_NPM_SEED": str(seed.root)}
+    cache = tmp_path / "cache-1"
+    lines = run_compile(first, cache, env)
+    assert in_order(lines, ["-----> Installing dependencies", SEEDED_LINE, NPM_CI_LINE]), lines
+    # npm read both from its cache by their integrity: it fetched nothing, so it noted no
+    # request in its index.
+    assert not (cache / "npm" / "_cacache" / "index-v5").exists()
+    assert run_in_dyno(first, "node -p \"require('ms')(2000)\"").stdout == "2s\n"
+
+    # A seed tarball whose bytes are not what its digest says: npm refuses the copy, fetches
+    # the package from the registry and installs the real one.
+    (ms,) = [t for t in tarballs if "/ms/" in t.url]
+    os.chmod(seed.path(ms.digest), 0o644)
+    seed.path(ms.digest).write_bytes(b"module.exports = () => 'poisoned';\n")
+    second = copy_fixture(tmp_path / "build-2")
+    lines = run_compile(second, tmp_path / "cache-2", env)
+    assert SEEDED_LINE in lines
+    assert run_in_dyno(second, "node -p \"require('ms')(2000)\"").stdout == "2s\n"
 
 
 def test_an_engines_node_the_stack_cannot_satisfy_fails_before_installing(

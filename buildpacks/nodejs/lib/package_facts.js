@@ -1,15 +1,17 @@
-// node package_facts.js PACKAGE_JSON NPM_CLI: the versions of the node running this (the
-// stack's) and of the npm whose bin/npm-cli.js is NPM_CLI (read from its package.json:
+// node package_facts.js PACKAGE_JSON NPM_CLI [SEED_DIR LOCKFILE NPM_CACHE]: the versions of
+// the node running this (the stack's) and of the npm whose bin/npm-cli.js is NPM_CLI (read from its package.json:
 // starting npm to ask costs 0.2-0.4 s), then what bin/compile needs from package.json, as
 // name=value lines, with engines.node and engines.npm checked against those versions.
 // The range matcher covers the forms apps
 // use: exact versions, partial and x versions (20, 20.x, 20.1.*), comparators (>=, >, <=,
 // <, =), ^ and ~ (and ~>), hyphen ranges (18 - 20), spaces as AND and || as OR.
-// One node start for all of it: each costs ~0.1 s.
+// One node start for all of it: each costs ~0.1 s. With SEED_DIR LOCKFILE NPM_CACHE after
+// those, it also copies what the platform's npm seed holds of LOCKFILE into the npm cache
+// (lib/npm_seed.js), printed as seeded=N.
 const fs = require("fs");
 const crypto = require("crypto");
 const path = require("path");
-const [file, npmCli] = process.argv.slice(2);
+const [file, npmCli, seedDir, lockfile, npmCache] = process.argv.slice(2);
 const oneLine = (s) => String(s).replace(/[\r\n]+/g, " ").trim();
 const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 const put = (name, value) => console.log(`${name}=${oneLine(value)}`);
@@ -121,6 +123,10 @@ try {
 }
 put("node_version", process.versions.node);
 put("npm_version", npmVersion);
+
+if (seedDir && lockfile && npmCache) {
+  put("seeded", require("./npm_seed.js").fill(seedDir, lockfile, npmCache));
+}
 
 let pkg;
 try {
