@@ -289,10 +289,8 @@ class Agent(Watch):
         self._switch(app, routed=new, unrouted=stale)
         events.emit(self.r, app.name, events.DEPLOY_SWITCHED, proc="agent",
                     release=version, dynos=len(new))
-        postdeploy = phases.postdeploy(release) if first else []
-        if postdeploy:
-            self._booted(new)  # they serve while it runs
-            failure = self._run_scripts(app, release, sizes, postdeploy)
+        if first and phases.postdeploy(release):
+            failure = self._run_scripts(app, release, sizes, phases.postdeploy(release))
             if failure:  # back to the dynos that served before; they never stopped
                 self._switch(app, routed=[d for d in stale if d.state == "up"],
                              unrouted=new)
@@ -306,8 +304,6 @@ class Agent(Watch):
             if superseded:
                 events.emit(self.r, app.name, events.RELEASE_SUPERSEDED, proc="agent",
                             by=version, releases=",".join(f"v{v}" for v in superseded))
-        if not postdeploy:
-            self._booted(new)  # after the push waiting for the release has heard of it
         self._failed_gen.pop(app.name, None)
         for dyno in stale:
             self._stop_in_background(app.name, dyno)
@@ -383,7 +379,6 @@ class Agent(Watch):
                                                _limits(sizes, ptype)))
         if not started:
             return all(d.state == "up" for d in current)
-        ready = []
         for dyno in started:
             failure = self._await_ready(app, release, [dyno])
             if failure:
@@ -391,9 +386,7 @@ class Agent(Watch):
                 continue
             with self._lock:
                 dyno.routed = dyno.spec.type == "web"
-            ready.append(dyno)
         self._publish_route(app.name, release.version)
-        self._booted(ready)
         return False  # settled only once the next pass finds nothing to do
 
     def _teardown(self, app_name: str) -> None:
@@ -516,18 +509,12 @@ class Agent(Watch):
             with self._lock:
                 if periodic:
                     dyno.periodic = health.Periodic(periodic, started=time.monotonic())
+            if dyno.run is not None:
+                self.driver.booted(dyno.run)
             events.emit(self.r, app.name, events.DYNO_HEALTHY, proc=dyno.spec.name,
                         release=f"v{dyno.spec.release}")
         self._publish_state(app.name)
         return None
-
-    def _booted(self, dynos: list[Dyno]) -> None:
-        """Give dynos that passed their checks their size's CPU weight. Done once they are
-        routed (and their release marked), since each costs a runc start and the push
-        waits for those."""
-        for dyno in dynos:
-            if dyno.run is not None:
-                self.driver.booted(dyno.run)
 
     def _startup_checks(self, app: App, manifest: appjson.AppJson, dyno: Dyno) -> str | None:
         checks = [c for c in manifest.checks(dyno.spec.type, "startup")

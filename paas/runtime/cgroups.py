@@ -56,6 +56,20 @@ def platform_cgroup(shares: int = PLATFORM_CPU_SHARES, root: Path = ROOT) -> Pat
     return group
 
 
+def set_cpu_shares(path: str, shares: int, root: Path = ROOT) -> bool:
+    """Set the CPU weight of the existing cgroup `path` (as runc names it, `/paas/<id>`)
+    to `shares`, in v1 terms; False when there is no such group to write to."""
+    relative = path.strip("/")
+    try:
+        if (root / "cgroup.controllers").exists():
+            (root / relative / "cpu.weight").write_text(str(shares_to_weight(shares)))
+        else:
+            (root / "cpu" / relative / "cpu.shares").write_text(str(shares))
+    except OSError:
+        return False
+    return True
+
+
 def join(group: Path) -> None:
     """Move the calling process (all its threads) into `group`; its children follow.
     Meant for a child's preexec_fn, so it is in place before the program starts."""

@@ -19,7 +19,15 @@ import subprocess
 import time
 from pathlib import Path
 
-from paas.runtime import BOOT_CPU_SHARES, DynoSpec, OutputSink, RunningDyno, ocispec, records
+from paas.runtime import (
+    BOOT_CPU_SHARES,
+    DynoSpec,
+    OutputSink,
+    RunningDyno,
+    cgroups,
+    ocispec,
+    records,
+)
 from paas.runtime.logfile import LogTail
 from paas.runtime.records import process_start_time
 from paas.runtime.stacks import DEFAULT_STACK, StackRoot, Stacks
@@ -130,7 +138,7 @@ class RuncDriver:
             work_dir=str(workdir / "work"),
             etc_dir=str(workdir / "etc"),
             status_dir=str(workdir / "status"),
-            cgroups_path=f"/paas/{self.container_id(spec)}",
+            cgroups_path=f"/paas/{self.container_id(spec)}",  # booted() writes there too
             host_dirs=stack.host_dirs,
             host_etc=stack.host_etc,
             limits=spec.limits,
@@ -166,9 +174,13 @@ class RuncDriver:
         return dyno
 
     def booted(self, dyno: RunningDyno) -> None:
-        """Give the dyno its size's CPU weight (it booted at BOOT_CPU_SHARES)."""
-        done = self._run_runc("update", "--cpu-share", str(dyno.spec.limits.cpu_shares),
-                              self.container_id(dyno.spec))
+        """Give the dyno its size's CPU weight (it booted at BOOT_CPU_SHARES): written to
+        its cgroup at once, as it is about to take traffic; `runc update` (a process start,
+        tens of milliseconds) only where the cgroup is not where runc usually puts it."""
+        cid = self.container_id(dyno.spec)
+        if cgroups.set_cpu_shares(f"/paas/{cid}", dyno.spec.limits.cpu_shares):
+            return
+        done = self._run_runc("update", "--cpu-share", str(dyno.spec.limits.cpu_shares), cid)
         if done.returncode != 0:
             log.warning("runc update %s: %s", self.container_id(dyno.spec),
                         done.stderr.strip())

@@ -56,3 +56,18 @@ def test_a_child_that_joins_runs_in_the_group_and_its_children_follow() -> None:
     # the single line does.
     assert sum(f"/{cgroups.NAME}" in line and ("cpu" in line or line.startswith("0::"))
                for line in lines) == 2, lines
+
+
+def test_set_cpu_shares_writes_an_existing_group_on_v1_and_v2(tmp_path: Path) -> None:
+    v1 = tmp_path / "v1"
+    (v1 / "cpu" / "paas" / "dyno-1").mkdir(parents=True)
+    assert cgroups.set_cpu_shares("/paas/dyno-1", 1024, root=v1)
+    assert (v1 / "cpu" / "paas" / "dyno-1" / "cpu.shares").read_text() == "1024"
+    v2 = tmp_path / "v2"
+    (v2 / "paas" / "dyno-1").mkdir(parents=True)
+    (v2 / "cgroup.controllers").write_text("cpu memory pids\n")
+    assert cgroups.set_cpu_shares("/paas/dyno-1", 1024, root=v2)
+    assert (v2 / "paas" / "dyno-1" / "cpu.weight").read_text() == "39"
+    # no such group (a dyno runc placed elsewhere): the caller falls back to runc update
+    assert not cgroups.set_cpu_shares("/paas/dyno-2", 1024, root=v1)
+    assert not (v1 / "cpu" / "paas" / "dyno-2").exists()
