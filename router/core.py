@@ -41,6 +41,9 @@ def normalise_host(raw: str | None) -> str:
     return host.rstrip(".")
 
 
+#: The longest name (with a port) the caches below keep: DNS names stop at 253, and a
+#: client must not be able to fill memory with long made-up ones.
+_CACHED_NAME = 260
 _HOSTS_SEEN: dict[bytes, str] = {}
 
 
@@ -49,9 +52,10 @@ def _normalised(raw: bytes) -> str:
     host = _HOSTS_SEEN.get(raw)
     if host is None:
         host = normalise_host(raw.decode("latin-1"))
-        if len(_HOSTS_SEEN) >= 4096:
-            _HOSTS_SEEN.clear()
-        _HOSTS_SEEN[raw] = host
+        if len(raw) <= _CACHED_NAME:
+            if len(_HOSTS_SEEN) >= 4096:
+                _HOSTS_SEEN.clear()
+            _HOSTS_SEEN[raw] = host
     return host
 
 
@@ -90,19 +94,16 @@ LOCAL_NAMES = frozenset({"localhost"})
 
 
 def lookup(host: str, domain: str, table: RouteTable) -> Target:
-    """Where a request for the normalised `host` goes (see `_lookup`), remembered by the
+    """Where a request for the normalised `host` goes (see `_find`), remembered by the
     table until its routes change: most requests name a host seen a moment ago."""
-    key = (host, domain)
-    target = table._targets.get(key)
+    target = table.remembered(host, domain)
     if target is None:
-        target = _lookup(host, domain, table)
-        if len(table._targets) >= 10_000:  # many names (a scan): start over, stay small
-            table._targets.clear()
-        table._targets[key] = target
+        target = _find(host, domain, table)
+        table.remember(host, domain, target)
     return target
 
 
-def _lookup(host: str, domain: str, table: RouteTable) -> Target:
+def _find(host: str, domain: str, table: RouteTable) -> Target:
     """The target of a request for the normalised `host` on a platform serving `domain`.
 
     A custom domain of an app comes first, then `<app>.<domain>` when the table knows the
@@ -188,6 +189,17 @@ class RouteTable:
             return None
         _, dot, parent = host.partition(".")
         return self._wildcards.get(parent) if dot else None
+
+    def remembered(self, host: str, domain: str) -> Target | None:
+        """What `lookup` found for `host` since the routes last changed, if anything."""
+        return self._targets.get((host, domain))
+
+    def remember(self, host: str, domain: str, target: Target) -> None:
+        if len(host) > _CACHED_NAME:
+            return
+        if len(self._targets) >= 10_000:  # many names (a scan): start over, stay small
+            self._targets.clear()
+        self._targets[(host, domain)] = target
 
     def update(self, route: Route) -> None:
         self._targets.clear()
@@ -415,9 +427,10 @@ def _connection_tokens(value: bytes) -> frozenset[bytes]:
         tokens = frozenset(
             t.strip().lower() for t in value.split(b",") if t.strip()
         ) - HOP_BY_HOP - _PROTECTED
-        if len(_TOKENS_SEEN) >= 256:
-            _TOKENS_SEEN.clear()
-        _TOKENS_SEEN[value] = tokens
+        if len(value) <= 64:  # the usual short values; a client may make up long ones
+            if len(_TOKENS_SEEN) >= 256:
+                _TOKENS_SEEN.clear()
+            _TOKENS_SEEN[value] = tokens
     return tokens
 
 

@@ -105,6 +105,31 @@ def test_app_without_backends_is_still_the_app() -> None:
     assert routes.pick("idle") is None
 
 
+def test_lookup_answers_from_memory_only_until_a_route_changes() -> None:
+    routes = table(hello=("x:1",))
+    assert core.lookup("late.paas.test", DOMAIN, routes) is core.UNKNOWN
+    assert routes.remembered("late.paas.test", DOMAIN) is core.UNKNOWN
+    routes.update(Route("late", (Backend("web.1", "x:2"),)))
+    assert routes.remembered("late.paas.test", DOMAIN) is None
+    assert core.lookup("late.paas.test", DOMAIN, routes).app == "late"
+    routes.update(Route("late", (Backend("web.1", "x:3"),), domains=("www.late.test",)))
+    target = core.lookup("late.paas.test", DOMAIN, routes)
+    assert target.route is not None and target.route.backends[0].addr == "x:3"
+    assert core.lookup("www.late.test", DOMAIN, routes).app == "late"
+    routes.remove("late")
+    assert core.lookup("late.paas.test", DOMAIN, routes) is core.UNKNOWN
+
+
+def test_made_up_long_names_are_answered_but_not_remembered() -> None:
+    routes = table(hello=("x:1",))
+    long_name = "a" * 300 + ".paas.test"
+    assert core.lookup(long_name, DOMAIN, routes) is core.UNKNOWN
+    assert routes.remembered(long_name, DOMAIN) is None
+    info = core.prepare_request([(b"Host", long_name.encode())], peer="1.2.3.4",
+                                listen_port=80, now=0.0)
+    assert info.host == long_name  # normalised all the same, just not kept
+
+
 # --- the table and round robin ------------------------------------------------------------
 
 
