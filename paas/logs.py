@@ -89,7 +89,8 @@ class Shipper:
 
     def __init__(self, r: redis.Redis, interval: float = 0.02, backlog: int = 100_000) -> None:
         """`interval`: how long a line may wait for others to share its trip;
-        `backlog`: lines kept while Redis is away (the oldest go first)."""
+        `backlog`: lines waiting at most (the oldest go first). A batch Redis refuses is
+        dropped: an outage costs log lines, never the memory of the process."""
         self._append = appender(r)
         self._interval = interval
         self._lines: deque[Entry] = deque(maxlen=backlog)
@@ -97,6 +98,7 @@ class Shipper:
         self._sending = threading.Lock()
         self._thread: threading.Thread | None = None
         self._started = threading.Lock()
+        self._failing = False
 
     def put(self, app: str, source: str, proc: str, line: str) -> None:
         self._lines.append((app, source, proc, line))
@@ -125,15 +127,19 @@ class Shipper:
                 self._send()
 
     def _send(self) -> None:
-        batch = []
         while self._lines:
-            batch.append(self._lines.popleft())
-        if not batch:
-            return
-        try:
-            self._append(batch)
-        except (redis.RedisError, OSError) as exc:
-            log.warning("dropped %d log lines: Redis refused them: %s", len(batch), exc)
+            # a few thousand lines at most per call: a script runs alone in Redis
+            batch = [self._lines.popleft() for _ in range(min(len(self._lines), 2000))]
+            try:
+                self._append(batch)
+            except (redis.RedisError, OSError) as exc:
+                if not self._failing:
+                    log.warning("dropping log lines while Redis refuses them: %s", exc)
+                self._failing = True
+                return
+            if self._failing:
+                log.info("log lines reach Redis again")
+            self._failing = False
 
 
 def _decode(entry_id: bytes, fields: dict[bytes, bytes]) -> LogLine:
