@@ -343,8 +343,9 @@ class RouterServer:
                 self._redis_ok = False
                 loaded.set()
             except (ValueError, KeyError, TypeError) as exc:
-                # a malformed entry must not end route updates for every other app
-                log.error("unreadable route table entry (%r); keeping the last table", exc)
+                # route entries are checked one by one (_apply); this is a certificate
+                # entry, which must not end route updates for every app
+                log.error("unreadable certificate entry (%r); keeping the last table", exc)
                 loaded.set()
             finally:
                 try:

@@ -97,7 +97,8 @@ class Builder:
         self._checkout(src)
         # Fetching what the npm lockfile names into the platform's seed runs alongside
         # the steps up to the compile.
-        self.seeding = None if self._no_cache() else npm_seed.start(self.s.npm_seed_dir, src)
+        no_cache = no_cache_requested(self.store.config_vars(self.app))
+        self.seeding = None if no_cache else npm_seed.start(self.s.npm_seed_dir, src)
         declared = self._read_procfile(src)
         manifest = self._read_app_json(src)
         process_types = self._compile(src, declared, manifest)
@@ -194,7 +195,7 @@ class Builder:
         config = self.store.config_vars(self.app)
         chosen = self._buildpacks(src, env)
         cache = self.s.cache_dir / self.app.name
-        if self._no_cache():
+        if no_cache_requested(config):
             self.out.line("-----> PAAS_NO_CACHE is set: building without the build cache")
             shutil.rmtree(cache, ignore_errors=True)
         cache.mkdir(parents=True, exist_ok=True)
@@ -232,9 +233,6 @@ class Builder:
                 "for example `web: gunicorn app:app`"
             )
         return process_types
-
-    def _no_cache(self) -> bool:
-        return no_cache_requested(self.store.config_vars(self.app))
 
     def _buildpacks(self, src: Path, env: dict[str, str]) -> list[buildpack.Buildpack]:
         """The app's buildpacks, else `.buildpacks`, else the first built-in that detects;

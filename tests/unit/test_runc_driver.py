@@ -293,7 +293,7 @@ def test_memory_over_the_limit_is_an_oom_kill(dynos: Dynos) -> None:
 
 
 def test_a_dyno_boots_at_a_low_cpu_weight_and_gets_its_own_once_booted(
-    dynos: Dynos,
+    dynos: Dynos, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def weight() -> int:
         cid = dynos.driver.container_id(dyno.spec)
@@ -306,8 +306,17 @@ def test_a_dyno_boots_at_a_low_cpu_weight_and_gets_its_own_once_booted(
     assert 0 < BOOT_CPU_SHARES < Limits().cpu_shares
     dyno, _ = dynos.start("sleep 30")
     assert weight() == as_weight(BOOT_CPU_SHARES)
+    run_runc = dynos.driver._run_runc
+    used: list[str] = []
+
+    def recording(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
+        used.append(args[0])
+        return run_runc(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(dynos.driver, "_run_runc", recording)
     dynos.driver.booted(dyno)
     assert weight() == as_weight(Limits().cpu_shares)
+    assert "update" not in used  # written to the cgroup, not through a runc start
     dynos.stop(dyno, grace=1.0)
 
 
