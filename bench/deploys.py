@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.e2e.platform import Platform, commit_change, free_port, make_app_repo  # noqa: E402
-from tests.e2e.traffic import Result, Traffic, percentile  # noqa: E402
+from tests.e2e.traffic import Result, Traffic, TrafficProcess, percentile  # noqa: E402
 
 APP = "bench-deploys"
 STEADY_SECONDS = 10.0
@@ -61,6 +61,8 @@ class Deploy:
     kind: str
     detail: str
     start: float
+    #: How many results had come in by the start: none of those started after it.
+    first: int = 0
     end: float = 0.0
     all_new: float | None = None  # seconds from the start to all-new answers
     problem: str = ""
@@ -86,8 +88,10 @@ def first_200(plat: Platform, timeout: float = 300) -> None:
     raise RuntimeError(f"{APP} gave no 200 in {timeout:.0f} s:\n{plat.log()}")
 
 
-def answered(traffic: Traffic, t0: float, t1: float = float("inf")) -> list[Result]:
-    return sorted((r for r in traffic.results if t0 <= r.start < t1 and not r.failed),
+def answered(traffic: Traffic, deploy: Deploy, t1: float = float("inf")) -> list[Result]:
+    """The answers to the requests sent from the deploy's start up to `t1`, in order."""
+    recent = traffic.current()[deploy.first:]
+    return sorted((r for r in recent if deploy.start <= r.start < t1 and not r.failed),
                   key=lambda r: r.start)
 
 
@@ -97,11 +101,12 @@ def all_new_at(records: list[Result], is_new: Callable[[str], bool]) -> float | 
     return records[last_old + 1].start if last_old + 1 < len(records) else None
 
 
-def settle_on_answer(traffic: Traffic, since: float, is_new: Callable[[str], bool]) -> bool:
-    """Wait until the traffic since `since` has answered only `is_new` for SETTLE_SECONDS."""
+def settle_on_answer(traffic: Traffic, deploy: Deploy, is_new: Callable[[str], bool]) -> bool:
+    """Wait until the traffic since the deploy's start has answered only `is_new` for
+    SETTLE_SECONDS."""
     deadline = time.monotonic() + SETTLE_TIMEOUT
     while time.monotonic() < deadline:
-        switched = all_new_at(answered(traffic, since), is_new)
+        switched = all_new_at(answered(traffic, deploy), is_new)
         if switched is not None and time.monotonic() - switched >= SETTLE_SECONDS:
             return True
         time.sleep(0.1)
@@ -126,6 +131,11 @@ def settle_dynos(plat: Platform, quantity: int, started_after: float) -> bool:
     return False
 
 
+def begin(traffic: Traffic, kind: str, detail: str, label: str) -> Deploy:
+    first = len(traffic.current())  # before the mark: these all started before it
+    return Deploy(kind, detail, traffic.mark(label), first)
+
+
 def redeploy(plat: Platform, traffic: Traffic, repo: Path, remote: str, kind: str,
              n: int, running: Running) -> Deploy:
     """Run deploy number `n` of `kind` and wait for it to settle."""
@@ -133,20 +143,20 @@ def redeploy(plat: Platform, traffic: Traffic, repo: Path, remote: str, kind: st
         old, new = running.code, f"v{n}"
         commit_change(repo, "app.py", f'CODE_VERSION = "{old}"', f'CODE_VERSION = "{new}"',
                       f"answer {new}")
-        deploy = Deploy(kind, f"code={new}", traffic.mark(f"{n} push {new}"))
+        deploy = begin(traffic, kind, f"code={new}", f"{n} push {new}")
         done = plat.git("push", remote, "main", cwd=repo, check=False)
         running.code = new
         return _finish_answer_change(traffic, deploy, done.returncode, done.stderr,
                                      lambda body: body.endswith(f" code={new}"))
     if kind == "config":
         greeting = f"hi{n}"
-        deploy = Deploy(kind, f"GREETING={greeting}", traffic.mark(f"{n} config {greeting}"))
+        deploy = begin(traffic, kind, f"GREETING={greeting}", f"{n} config {greeting}")
         answer = plat.api("PATCH", f"/apps/{APP}/config-vars", json={"GREETING": greeting})
         return _finish_answer_change(traffic, deploy, 0 if answer.ok else 1, answer.text,
                                      lambda body: body.startswith(f"{greeting} from "))
     if kind in ("scale-up", "scale-down"):
         quantity = 3 if kind == "scale-up" else 2
-        deploy = Deploy(kind, f"web={quantity}", traffic.mark(f"{n} scale web={quantity}"))
+        deploy = begin(traffic, kind, f"web={quantity}", f"{n} scale web={quantity}")
         answer = plat.api("PATCH", f"/apps/{APP}/formation",
                           json={"updates": [{"type": "web", "quantity": quantity}]})
         running.web = quantity
@@ -156,7 +166,7 @@ def redeploy(plat: Platform, traffic: Traffic, repo: Path, remote: str, kind: st
             deploy.problem = f"web did not reach {quantity} dynos within {SETTLE_TIMEOUT:.0f} s"
         deploy.end = time.monotonic()
         return deploy
-    deploy = Deploy(kind, "web", traffic.mark(f"{n} restart"))
+    deploy = begin(traffic, kind, "web", f"{n} restart")
     restarted_at = time.time()
     answer = plat.api("DELETE", f"/apps/{APP}/dynos")
     if not answer.ok:
@@ -171,10 +181,10 @@ def _finish_answer_change(traffic: Traffic, deploy: Deploy, returncode: int, std
                           is_new: Callable[[str], bool]) -> Deploy:
     if returncode != 0:
         deploy.problem = f"failed ({returncode}): {stderr.strip()[-300:]}"
-    elif not settle_on_answer(traffic, deploy.start, is_new):
+    elif not settle_on_answer(traffic, deploy, is_new):
         deploy.problem = f"old answers still seen {SETTLE_TIMEOUT:.0f} s later"
     deploy.end = time.monotonic()
-    switched = all_new_at(answered(traffic, deploy.start, deploy.end), is_new)
+    switched = all_new_at(answered(traffic, deploy, deploy.end), is_new)
     if switched is not None and not deploy.problem:
         deploy.all_new = switched - deploy.start
     return deploy
@@ -191,7 +201,7 @@ def probe_rate(plat: Platform) -> float:
 
 def deploy_line(traffic: Traffic, n: int, deploy: Deploy) -> str:
     window = (deploy.start, deploy.end)
-    sent = sum(deploy.start <= r.start < deploy.end for r in traffic.results)
+    sent = sum(deploy.start <= r.start < deploy.end for r in traffic.current())
     line = (f"deploy {n:2d} {deploy.kind:10} {deploy.detail:14}"
             f" {deploy.end - deploy.start:6.2f} s  requests {sent:5d}"
             f"  failed {len(traffic.failures(between=window)):4d}"
@@ -265,12 +275,14 @@ def main() -> int:
                       f" steady traffic at {rate:.0f}/s", flush=True)
             running = Running()
             deploys: list[Deploy] = []
-            with Traffic(f"{APP}.localhost", plat.port, workers=8, rate=rate,
-                         max_requests=int(rate * 3600)) as traffic:
+            # In a child process: this one's polling and API calls during the deploys
+            # must not hold up the requests (through the GIL) and count as their latency.
+            with TrafficProcess(f"{APP}.localhost", plat.port, workers=8, rate=rate,
+                                max_requests=int(rate * 3600)) as traffic:
                 steady_start = traffic.mark("steady")
                 time.sleep(STEADY_SECONDS)
                 steady = (steady_start, traffic.mark("deploys"))
-                print(f"steady state: {len(traffic.results)} requests,"
+                print(f"steady state: {len(traffic.current())} requests,"
                       f" {len(traffic.failures())} failed", flush=True)
                 for n, kind in enumerate(KINDS, start=1):
                     deploy = redeploy(plat, traffic, repo, remote, kind, n, running)

@@ -20,6 +20,8 @@ from __future__ import annotations
 import http.client
 import itertools
 import math
+import multiprocessing
+import multiprocessing.connection
 import threading
 import time
 from collections import Counter
@@ -149,15 +151,19 @@ class Traffic:
     # --- what happened -------------------------------------------------------------
     def failures(self, between: tuple[float, float] | None = None) -> list[Result]:
         """The failed requests (an exception or a 5xx) started in [t0, t1)."""
-        return [r for r in _within(self.results, between) if r.failed]
+        return [r for r in _within(self.current(), between) if r.failed]
 
     def bodies(self, between: tuple[float, float] | None = None) -> Counter[str]:
         """How many successful responses carried each body (first line)."""
-        return Counter(r.body for r in _within(self.results, between) if not r.failed)
+        return Counter(r.body for r in _within(self.current(), between) if not r.failed)
 
     def latencies(self, between: tuple[float, float] | None = None) -> list[float]:
         """Latencies of the successful requests started in [t0, t1), in seconds."""
-        return [r.latency for r in _within(self.results, between) if not r.failed]
+        return [r.latency for r in _within(self.current(), between) if not r.failed]
+
+    def current(self) -> list[Result]:
+        """`results`, up to date."""
+        return self.results
 
     # --- the workers ---------------------------------------------------------------
     def _take_turn(self) -> float | None:
@@ -215,3 +221,63 @@ class Traffic:
         body = raw.decode("utf-8", "replace").partition("\n")[0][:BODY_CHARS]
         error = f"HTTP {response.status}" if response.status >= 500 else None
         return Result(start, latency, response.status, body, error, reused)
+
+
+class TrafficProcess(Traffic):
+    """The same traffic, sent from a child process: whatever Python work the caller does
+    meanwhile (polling an API, sifting results, running git) then cannot delay a request's
+    timing by holding the GIL, which would be counted as the server's latency.
+
+    `results` holds what has been fetched from the child: `current()` (and the helpers,
+    which use it) fetches what is new first. `time.monotonic()` is the same clock in both
+    processes, so `mark` and the results' `start` times compare as with `Traffic`.
+    """
+
+    _process: multiprocessing.process.BaseProcess | None = None
+
+    def start(self) -> TrafficProcess:
+        if getattr(self, "_process", None) is not None:
+            raise RuntimeError("this Traffic has already been started")
+        context = multiprocessing.get_context("spawn")
+        self._conn, theirs = context.Pipe()
+        settings = dict(host_header=self.host_header, port=self.port, path=self.path,
+                        workers=self.workers, rate=self.rate,
+                        new_connection_every=self.new_connection_every,
+                        timeout=self.timeout, max_requests=self.max_requests,
+                        address=self.address)
+        self._process = context.Process(target=_serve, args=(theirs, settings), daemon=True)
+        self._process.start()
+        theirs.close()
+        if self._conn.recv() != "started":
+            raise RuntimeError("the traffic process did not start")
+        return self
+
+    def current(self) -> list[Result]:
+        if self._process is not None:
+            self._conn.send((False, len(self.results)))
+            self.results.extend(self._conn.recv())
+        return self.results
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        self._conn.send((True, len(self.results)))
+        self.results.extend(self._conn.recv())
+        self._process.join()
+        self._process = None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        raise NotImplementedError("a TrafficProcess runs until stopped")
+
+
+def _serve(conn: multiprocessing.connection.Connection, settings: dict) -> None:
+    """The child of a TrafficProcess: run the traffic; answer each (stop, since) with the
+    results from index `since` on, stopping the traffic first when asked to."""
+    traffic = Traffic(**settings).start()
+    conn.send("started")
+    stop = False
+    while not stop:
+        stop, since = conn.recv()
+        if stop:
+            traffic.stop()
+        conn.send(traffic.results[since:])

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.traffic import Traffic, percentile
+from tests.e2e.traffic import Traffic, TrafficProcess, percentile
 
 DEADLINE = 10.0  # generous: a deadline for waiting, never a measured expectation
 
@@ -181,3 +181,25 @@ def _wait_for(predicate: Any) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("timed out")
         time.sleep(0.01)
+
+
+def test_traffic_from_a_child_process_is_fetched_as_it_comes_and_all_of_it_at_the_stop(
+    server: CountingServer,
+) -> None:
+    traffic = TrafficProcess("web.localhost", server.server_address[1], workers=2, rate=200)
+    with traffic:
+        t0 = traffic.mark("start")
+        deadline = time.monotonic() + DEADLINE
+        while len(traffic.current()) < 20:  # results arrive while it runs
+            assert time.monotonic() < deadline, "no results from the child process"
+            time.sleep(0.02)
+        server.answer = "two"
+        t1 = traffic.mark("changed")
+        time.sleep(0.2)
+    fetched = len(traffic.results)
+    assert fetched == sum(server.hosts.values())  # nothing lost at the stop
+    assert fetched == len(traffic.current())  # and nothing more comes after it
+    assert not traffic.failures()
+    # marks and results share one clock across the two processes
+    assert all(r.start >= t0 - 1 for r in traffic.results)
+    assert set(traffic.bodies(between=(t1 + 0.05, math.inf))) == {"two"}
