@@ -15,10 +15,11 @@ import os
 import secrets
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 from paas.build.buildpack import EXPORTS_WRAPPER
-from paas.runtime import ocispec
+from paas.runtime import BOOT_IDLE, cgroups, ocispec
 from paas.runtime.runc import RuncDriver
 from paas.runtime.stacks import DEFAULT_STACK
 
@@ -29,6 +30,8 @@ from paas.runtime.stacks import DEFAULT_STACK
 #: 128, a build still gets 1/17 of the CPU against two dynos, so a saturated app can
 #: still deploy its fix.
 BUILD_CPU_SHARES = int(os.environ.get("PAAS_BUILD_CPU_SHARES", "128"))
+#: How long a build runs idle (on CPU nobody else wants) before it gets BUILD_CPU_SHARES.
+BUILD_IDLE_SECONDS = float(os.environ.get("PAAS_BUILD_IDLE_SECONDS", "20"))
 BUILD_LIMITS = ocispec.Limits(memory_mb=2048, pids=1024, cpu_shares=BUILD_CPU_SHARES,
                               tmp_mb=1024)
 INSIDE_BUILD, INSIDE_CACHE, INSIDE_ENV = "/build", "/cache", "/env"
@@ -46,6 +49,7 @@ class BuildSandbox:
         self.cid = f"paas-build-{name}-{secrets.token_hex(3)}"
         self.bundle = home / "run" / "builds" / self.cid
         self.limits = limits
+        self._lift: threading.Timer | None = None
 
     def command(self, compile_script: Path, build_dir: Path, cache_dir: Path, env_dir: Path,
                 env: dict[str, str], exports_dir: Path | None = None) -> list[str]:
@@ -112,14 +116,23 @@ class BuildSandbox:
             binds=binds,
             cwd=INSIDE_BUILD,
         )
-        (self.bundle / "config.json").write_text(json.dumps(ocispec.config(spec)))
+        config = ocispec.config(spec)
+        if BOOT_IDLE:  # as a booting dyno: spare CPU first (paas.runtime.BOOT_IDLE)
+            self._lift = cgroups.idle_for(f"/paas/{self.cid}", BUILD_IDLE_SECONDS,
+                                          self.limits.cpu_shares)
+            if self._lift is not None:
+                del config["linux"]["resources"]["cpu"]["shares"]
+        (self.bundle / "config.json").write_text(json.dumps(config))
         return [self.driver.runc, "--root", str(self.driver.state_root), "run",
                 "--bundle", str(self.bundle), self.cid]
 
     def cleanup(self) -> None:
         """Kill whatever the compile left running (its cgroup) and remove the container."""
+        if self._lift is not None:
+            self._lift.cancel()
         subprocess.run([self.driver.runc, "--root", str(self.driver.state_root), "delete",
                         "--force", self.cid], capture_output=True, timeout=30)
+        cgroups.remove(f"/paas/{self.cid}")
         shutil.rmtree(self.bundle, ignore_errors=True)
 
 

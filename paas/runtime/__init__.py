@@ -51,9 +51,18 @@ class DynoSpec:
         })
 
 
-#: The CPU weight a dyno boots at, against a running dyno's 1024. A new release's dynos
-#: import their code while the old ones still serve; when every core is busy, their boot
-#: should slow, not the requests in flight. 0 boots at the dyno's own weight.
+#: A new release's dynos import their code while the old ones still serve: their boot
+#: should use the CPU the traffic leaves, not delay the requests in flight. So a dyno
+#: boots in an idle cgroup (cgroups.make_idle), which the scheduler preempts the moment a
+#: serving process wakes; a weight alone does not, it lets a booting process keep the core
+#: for the rest of its time slice. Its stop (the app's own shutdown) runs idle too.
+#: PAAS_BOOT_IDLE=0 turns that off.
+BOOT_IDLE = os.environ.get("PAAS_BOOT_IDLE", "1") != "0"
+#: How long a dyno may boot idle: after that (every core busy with traffic all along) it
+#: boots on at BOOT_CPU_SHARES, so a saturated app can still deploy its fix.
+BOOT_IDLE_SECONDS = float(os.environ.get("PAAS_BOOT_IDLE_SECONDS", "10"))
+#: The CPU weight a dyno boots at, against a running dyno's 1024, where it cannot boot
+#: idle or has booted idle for BOOT_IDLE_SECONDS. 0 boots at the dyno's own weight.
 BOOT_CPU_SHARES = int(os.environ.get("PAAS_BOOT_CPU_SHARES", "128"))
 
 
@@ -71,7 +80,8 @@ class Driver(Protocol):
 
     def start(self, spec: DynoSpec, output: OutputSink) -> RunningDyno:
         """Prepare the dyno's filesystem and start its command; output streams to `output`.
-        The dyno boots at BOOT_CPU_SHARES where the runtime can weigh CPU (see `booted`)."""
+        The dyno boots idle, or at BOOT_CPU_SHARES, where the runtime can weigh CPU
+        (see `booted`)."""
 
     def booted(self, dyno: RunningDyno) -> None:
         """The dyno is healthy: from now on it weighs on the CPU as its size says."""

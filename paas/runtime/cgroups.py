@@ -1,4 +1,5 @@
-"""The platform's own CPU weight: its control plane in a cgroup below the traffic's.
+"""CPU for the traffic first: the platform's control plane in a cgroup below the
+traffic's weight, and booting dynos and builds in idle cgroups (`make_idle`, `idle_for`).
 
 Dynos and builds each have a cgroup under /paas (runc makes them); everything else
 `paas up` starts sits in the root cgroup, where each busy thread weighs as much as the
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -59,15 +61,65 @@ def platform_cgroup(shares: int = PLATFORM_CPU_SHARES, root: Path = ROOT) -> Pat
 def set_cpu_shares(path: str, shares: int, root: Path = ROOT) -> bool:
     """Set the CPU weight of the existing cgroup `path` (as runc names it, `/paas/<id>`)
     to `shares`, in v1 terms; False when there is no such group to write to."""
-    relative = path.strip("/")
+    group = _cpu_group(path, root)
     try:
+        idle = group / "cpu.idle"
+        if idle.exists() and idle.read_text().strip() != "0":
+            idle.write_text("0")  # an idle group refuses a weight
         if (root / "cgroup.controllers").exists():
-            (root / relative / "cpu.weight").write_text(str(shares_to_weight(shares)))
+            (group / "cpu.weight").write_text(str(shares_to_weight(shares)))
         else:
-            (root / "cpu" / relative / "cpu.shares").write_text(str(shares))
+            (group / "cpu.shares").write_text(str(shares))
     except OSError:
         return False
     return True
+
+
+def make_idle(path: str, root: Path = ROOT) -> bool:
+    """Make the cgroup `path` (runc's name, `/paas/<id>`), or find it, and mark it idle:
+    its processes then run only on CPU time nobody else wants, and give way at once to
+    any other that wakes. False when that cannot be done (no cpu.idle, not root)."""
+    group = _cpu_group(path, root)
+    try:
+        if (root / "cgroup.controllers").exists():
+            parent = root
+            for part in group.relative_to(root).parts:
+                if "cpu" not in (parent / "cgroup.subtree_control").read_text().split():
+                    (parent / "cgroup.subtree_control").write_text("+cpu")
+                parent = parent / part
+                parent.mkdir(exist_ok=True)
+        else:
+            group.mkdir(parents=True, exist_ok=True)
+        (group / "cpu.idle").write_text("1")
+    except OSError:
+        return False
+    return True
+
+
+def idle_for(path: str, seconds: float, shares: int, root: Path = ROOT) -> threading.Timer | None:
+    """`make_idle`, for at most `seconds`: then the group gets `shares` of weight, so work
+    that finds no spare CPU (every core busy with traffic for that long) still gets done,
+    slowly. The timer is returned for the caller to cancel once it sets the weight itself;
+    None when the group could not be made idle."""
+    if not make_idle(path, root):
+        return None
+    timer = threading.Timer(seconds, set_cpu_shares, args=(path, shares, root))
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def remove(path: str, root: Path = ROOT) -> None:
+    """Remove the (empty) cpu cgroup `path` that `make_idle` made, if it is still there."""
+    try:
+        _cpu_group(path, root).rmdir()
+    except OSError:
+        pass
+
+
+def _cpu_group(path: str, root: Path) -> Path:
+    relative = path.strip("/")
+    return root / relative if (root / "cgroup.controllers").exists() else root / "cpu" / relative
 
 
 def join(group: Path) -> None:

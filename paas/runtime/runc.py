@@ -16,11 +16,14 @@ import shutil
 import signal
 import stat
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 from paas.runtime import (
     BOOT_CPU_SHARES,
+    BOOT_IDLE,
+    BOOT_IDLE_SECONDS,
     DynoSpec,
     OutputSink,
     RunningDyno,
@@ -71,6 +74,8 @@ class RuncDriver:
         self.root = home / "dynos"
         self.stacks = Stacks(home)
         self._tails: dict[str, LogTail] = {}
+        #: Timers that end a booting dyno's idle spell (cgroups.idle_for), by dyno id.
+        self._lifts: dict[str, threading.Timer] = {}
 
     # --- the stack ------------------------------------------------------------------
     def stack(self, name: str = DEFAULT_STACK) -> StackRoot:
@@ -149,8 +154,15 @@ class RuncDriver:
         if workdir.exists():
             self._remove(spec)
         config = self.bundle(spec, workdir)
-        if BOOT_CPU_SHARES:
-            cpu = config["linux"]["resources"]["cpu"]
+        cpu = config["linux"]["resources"]["cpu"]
+        lift = None
+        if BOOT_IDLE:
+            lift = cgroups.idle_for(f"/paas/{self.container_id(spec)}", BOOT_IDLE_SECONDS,
+                                    min(BOOT_CPU_SHARES or cpu["shares"], cpu["shares"]))
+        if lift is not None:
+            self._lifts[spec.id] = lift
+            del cpu["shares"]  # an idle group takes no weight; booted() gives it
+        elif BOOT_CPU_SHARES:
             cpu["shares"] = min(BOOT_CPU_SHARES, cpu["shares"])
         (workdir / "bundle" / "config.json").write_text(json.dumps(config))
         self.state_root.mkdir(parents=True, exist_ok=True)
@@ -178,6 +190,7 @@ class RuncDriver:
         its cgroup at once, as it is about to take traffic; `runc update` (a process start,
         tens of milliseconds) only where the cgroup is not where runc usually puts it."""
         cid = self.container_id(dyno.spec)
+        self._cancel_lift(dyno.spec)
         if cgroups.set_cpu_shares(f"/paas/{cid}", dyno.spec.limits.cpu_shares):
             return
         done = self._run_runc("update", "--cpu-share", str(dyno.spec.limits.cpu_shares), cid)
@@ -216,7 +229,10 @@ class RuncDriver:
         return None
 
     def stop(self, dyno: RunningDyno, grace: float) -> int | None:
+        self._cancel_lift(dyno.spec)
         if self.poll(dyno) is None:
+            if BOOT_IDLE:  # out of every route by now: its shutdown takes spare CPU only
+                cgroups.make_idle(f"/paas/{self.container_id(dyno.spec)}")
             self.signal(dyno, signal.SIGTERM)
             deadline = time.monotonic() + grace
             while self.poll(dyno) is None and time.monotonic() < deadline:
@@ -235,10 +251,17 @@ class RuncDriver:
 
     def _remove(self, spec: DynoSpec) -> None:
         """runc delete (which removes its cgroups), then the dyno's files."""
+        self._cancel_lift(spec)
         deleted = self._run_runc("delete", "--force", self.container_id(spec))
         if deleted.returncode != 0 and "does not exist" not in deleted.stderr:
             log.warning("runc delete %s: %s", self.container_id(spec), deleted.stderr.strip())
+        cgroups.remove(f"/paas/{self.container_id(spec)}")  # made idle before runc ran
         shutil.rmtree(self._dir(spec), ignore_errors=True)
+
+    def _cancel_lift(self, spec: DynoSpec) -> None:
+        lift = self._lifts.pop(spec.id, None)
+        if lift is not None:
+            lift.cancel()
 
     def strays(self) -> list[RunningDyno]:
         found = []

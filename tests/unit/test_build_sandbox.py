@@ -6,10 +6,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from paas.build import sandbox as sandbox_module
 from paas.build.sandbox import BUILD_CPU_SHARES, BuildSandbox
 from paas.runtime.ocispec import Limits
 
@@ -30,7 +33,24 @@ def cpu_weight(cid: str) -> int | None:
     return None
 
 
-def test_a_compile_runs_with_a_cpu_weight_below_a_dynos(tmp_path: Path) -> None:
+def cpu_idle(cid: str) -> str | None:
+    for group in (Path(f"/sys/fs/cgroup/cpu/paas/{cid}"), Path(f"/sys/fs/cgroup/paas/{cid}")):
+        if (group / "cpu.idle").exists():
+            return (group / "cpu.idle").read_text().strip()
+    return None
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached before the deadline"
+        time.sleep(0.05)
+
+
+def test_a_compile_runs_idle_then_with_a_cpu_weight_below_a_dynos(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sandbox_module, "BUILD_IDLE_SECONDS", 1.0)
     assert BUILD_CPU_SHARES < Limits().cpu_shares
     buildpack = tmp_path / "bp"
     (buildpack / "bin").mkdir(parents=True)
@@ -46,7 +66,10 @@ def test_a_compile_runs_with_a_cpu_weight_below_a_dynos(tmp_path: Path) -> None:
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "compiling in /build"
-        # The compile waits on stdin, so its container is there to look at.
+        # The compile waits on stdin, so its container is there to look at. It starts on
+        # spare CPU only, and after its idle spell gets its weight.
+        assert cpu_idle(sandbox.cid) == "1"
+        wait_for(lambda: cpu_idle(sandbox.cid) == "0")
         weight = cpu_weight(sandbox.cid)
         v2 = not Path(f"/sys/fs/cgroup/cpu/paas/{sandbox.cid}").exists()
         # On cgroup v2, runc maps shares to a weight: 1 + (shares - 2) * 9999 / 262142.

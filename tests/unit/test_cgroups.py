@@ -71,3 +71,43 @@ def test_set_cpu_shares_writes_an_existing_group_on_v1_and_v2(tmp_path: Path) ->
     # no such group (a dyno runc placed elsewhere): the caller falls back to runc update
     assert not cgroups.set_cpu_shares("/paas/dyno-2", 1024, root=v1)
     assert not (v1 / "cpu" / "paas" / "dyno-2").exists()
+
+
+def test_make_idle_makes_the_group_on_v1_and_v2_and_a_weight_ends_it(tmp_path: Path) -> None:
+    v1 = tmp_path / "v1"
+    (v1 / "cpu").mkdir(parents=True)
+    assert cgroups.make_idle("/paas/dyno-1", root=v1)
+    group = v1 / "cpu" / "paas" / "dyno-1"
+    assert (group / "cpu.idle").read_text() == "1"
+    assert cgroups.set_cpu_shares("/paas/dyno-1", 512, root=v1)
+    assert (group / "cpu.idle").read_text() == "0"  # first, or the kernel refuses the weight
+    assert (group / "cpu.shares").read_text() == "512"
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "cgroup.controllers").write_text("cpu memory pids\n")
+    (v2 / "cgroup.subtree_control").write_text("memory pids\n")
+    (v2 / "paas").mkdir()
+    (v2 / "paas" / "cgroup.subtree_control").write_text("cpu\n")
+    assert cgroups.make_idle("/paas/dyno-1", root=v2)
+    assert (v2 / "cgroup.subtree_control").read_text() == "+cpu"  # enabled for /paas
+    assert (v2 / "paas" / "dyno-1" / "cpu.idle").read_text() == "1"
+
+
+def test_idle_for_gives_the_weight_when_the_spell_ends_unless_cancelled(tmp_path: Path) -> None:
+    (tmp_path / "cpu").mkdir()
+    timer = cgroups.idle_for("/paas/slow", 0.05, 128, root=tmp_path)
+    assert timer is not None
+    timer.join(5)
+    assert (tmp_path / "cpu" / "paas" / "slow" / "cpu.idle").read_text() == "0"
+    assert (tmp_path / "cpu" / "paas" / "slow" / "cpu.shares").read_text() == "128"
+    timer = cgroups.idle_for("/paas/quick", 0.05, 128, root=tmp_path)
+    assert timer is not None
+    timer.cancel()
+    timer.join(5)
+    assert (tmp_path / "cpu" / "paas" / "quick" / "cpu.idle").read_text() == "1"
+    assert not (tmp_path / "cpu" / "paas" / "quick" / "cpu.shares").exists()
+
+
+def test_without_a_cpu_hierarchy_nothing_is_made_idle(tmp_path: Path) -> None:
+    (tmp_path / "cpu").write_text("not a folder")
+    assert cgroups.idle_for("/paas/dyno-1", 0.05, 128, root=tmp_path) is None

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from paas.runtime import BOOT_CPU_SHARES, DynoSpec, RunningDyno
+from paas.runtime import runc as runc_module
 from paas.runtime.ocispec import Limits
 from paas.runtime.runc import RuncDriver, cgroup_v2
 
@@ -292,20 +293,26 @@ def test_memory_over_the_limit_is_an_oom_kill(dynos: Dynos) -> None:
     assert dynos.driver.exit_reason(dyno) == "oom"
 
 
-def test_a_dyno_boots_at_a_low_cpu_weight_and_gets_its_own_once_booted(
+def weight_of(dyno: RunningDyno) -> int:
+    cid = RuncDriver.container_id(dyno.spec)
+    return int(cgroup_file(cid, "cpu", "cpu.weight" if cgroup_v2() else "cpu.shares")
+               .read_text())
+
+
+def idle_of(dyno: RunningDyno) -> str:
+    return cgroup_file(RuncDriver.container_id(dyno.spec), "cpu", "cpu.idle").read_text().strip()
+
+
+def as_weight(shares: int) -> int:
+    """runc's mapping of shares onto a v2 weight (v1 keeps the shares)."""
+    return 1 + (shares - 2) * 9999 // 262142 if cgroup_v2() else shares
+
+
+def test_a_dyno_boots_idle_and_gets_its_own_weight_once_booted(
     dynos: Dynos, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def weight() -> int:
-        cid = dynos.driver.container_id(dyno.spec)
-        return int(cgroup_file(cid, "cpu", "cpu.weight" if cgroup_v2() else "cpu.shares")
-                   .read_text())
-
-    def as_weight(shares: int) -> int:  # runc's mapping of shares onto a v2 weight
-        return 1 + (shares - 2) * 9999 // 262142 if cgroup_v2() else shares
-
-    assert 0 < BOOT_CPU_SHARES < Limits().cpu_shares
     dyno, _ = dynos.start("sleep 30")
-    assert weight() == as_weight(BOOT_CPU_SHARES)
+    assert idle_of(dyno) == "1"  # preempted by any serving process that wakes
     run_runc = dynos.driver._run_runc
     used: list[str] = []
 
@@ -315,8 +322,34 @@ def test_a_dyno_boots_at_a_low_cpu_weight_and_gets_its_own_once_booted(
 
     monkeypatch.setattr(dynos.driver, "_run_runc", recording)
     dynos.driver.booted(dyno)
-    assert weight() == as_weight(Limits().cpu_shares)
+    assert idle_of(dyno) == "0"
+    assert weight_of(dyno) == as_weight(Limits().cpu_shares)
     assert "update" not in used  # written to the cgroup, not through a runc start
+    dynos.stop(dyno, grace=1.0)
+
+
+def test_a_dyno_still_booting_after_its_idle_spell_boots_on_at_the_boot_weight(
+    dynos: Dynos, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(runc_module, "BOOT_IDLE_SECONDS", 0.2)
+    assert 0 < BOOT_CPU_SHARES < Limits().cpu_shares
+    dyno, _ = dynos.start("sleep 30")
+    wait_until(lambda: idle_of(dyno) == "0", "the idle spell to end")
+    assert weight_of(dyno) == as_weight(BOOT_CPU_SHARES)
+    dynos.driver.booted(dyno)
+    assert weight_of(dyno) == as_weight(Limits().cpu_shares)
+    dynos.stop(dyno, grace=1.0)
+
+
+def test_without_idle_boots_a_dyno_boots_at_a_low_weight(
+    dynos: Dynos, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(runc_module, "BOOT_IDLE", False)
+    dyno, _ = dynos.start("sleep 30")
+    assert idle_of(dyno) == "0"
+    assert weight_of(dyno) == as_weight(BOOT_CPU_SHARES)
+    dynos.driver.booted(dyno)
+    assert weight_of(dyno) == as_weight(Limits().cpu_shares)
     dynos.stop(dyno, grace=1.0)
 
 
