@@ -55,7 +55,8 @@ class DynoSpec:
 #: should use the CPU the traffic leaves, not delay the requests in flight. So a dyno
 #: boots in an idle cgroup (cgroups.make_idle), which the scheduler preempts the moment a
 #: serving process wakes; a weight alone does not, it lets a booting process keep the core
-#: for the rest of its time slice. Its stop (the app's own shutdown) runs idle too.
+#: for the rest of its time slice. A web dyno's stop (the app's own shutdown, after its
+#: drain) starts idle too.
 #: PAAS_BOOT_IDLE=0 turns that off.
 BOOT_IDLE = os.environ.get("PAAS_BOOT_IDLE", "1") != "0"
 #: How long a dyno may boot idle: after that (every core busy with traffic all along) it

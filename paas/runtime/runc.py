@@ -231,8 +231,15 @@ class RuncDriver:
     def stop(self, dyno: RunningDyno, grace: float) -> int | None:
         self._cancel_lift(dyno.spec)
         if self.poll(dyno) is None:
-            if BOOT_IDLE:  # out of every route by now: its shutdown takes spare CPU only
-                cgroups.make_idle(f"/paas/{self.container_id(dyno.spec)}")
+            if BOOT_IDLE and dyno.spec.port is not None:
+                # A web dyno is out of every route and drained by now: its shutdown takes
+                # spare CPU first. Not for long, nor for other types, whose work on
+                # SIGTERM (finishing a job) must fit in the grace period.
+                lift = cgroups.idle_for(f"/paas/{self.container_id(dyno.spec)}",
+                                        min(BOOT_IDLE_SECONDS, grace / 2),
+                                        BOOT_CPU_SHARES or dyno.spec.limits.cpu_shares)
+                if lift is not None:
+                    self._lifts[dyno.spec.id] = lift
             self.signal(dyno, signal.SIGTERM)
             deadline = time.monotonic() + grace
             while self.poll(dyno) is None and time.monotonic() < deadline:

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -339,6 +340,24 @@ def test_a_dyno_still_booting_after_its_idle_spell_boots_on_at_the_boot_weight(
     dynos.driver.booted(dyno)
     assert weight_of(dyno) == as_weight(Limits().cpu_shares)
     dynos.stop(dyno, grace=1.0)
+
+
+@pytest.mark.parametrize("port", [5124, None], ids=["web", "other"])
+def test_a_stopping_web_dyno_shuts_down_idle_and_other_types_at_their_weight(
+    dynos: Dynos, port: int | None,
+) -> None:
+    dyno, lines = dynos.start("trap 'echo stopping; sleep 1; exit 0' TERM; echo ready; "
+                              "while true; do sleep 0.1; done", port=port)
+    wait_until(lambda: "ready" in lines, "the trap to be set")
+    dynos.driver.booted(dyno)
+    assert idle_of(dyno) == "0"
+    seen: list[str] = []
+    stopping = threading.Thread(target=lambda: seen.append(str(dynos.stop(dyno, 5.0))))
+    stopping.start()
+    wait_until(lambda: "stopping" in lines, "the SIGTERM to arrive")
+    assert idle_of(dyno) == ("1" if port else "0")
+    stopping.join(20)
+    assert seen == ["0"]
 
 
 def test_without_idle_boots_a_dyno_boots_at_a_low_weight(
