@@ -155,15 +155,16 @@ class RuncDriver:
             self._remove(spec)
         config = self.bundle(spec, workdir)
         cpu = config["linux"]["resources"]["cpu"]
+        boot_shares = min(BOOT_CPU_SHARES or cpu["shares"], cpu["shares"])
         lift = None
         if BOOT_IDLE:
             lift = cgroups.idle_for(f"/paas/{self.container_id(spec)}", BOOT_IDLE_SECONDS,
-                                    min(BOOT_CPU_SHARES or cpu["shares"], cpu["shares"]))
+                                    boot_shares)
         if lift is not None:
             self._lifts[spec.id] = lift
             del cpu["shares"]  # an idle group takes no weight; booted() gives it
-        elif BOOT_CPU_SHARES:
-            cpu["shares"] = min(BOOT_CPU_SHARES, cpu["shares"])
+        else:
+            cpu["shares"] = boot_shares
         (workdir / "bundle" / "config.json").write_text(json.dumps(config))
         self.state_root.mkdir(parents=True, exist_ok=True)
         log_path = workdir / "output.log"

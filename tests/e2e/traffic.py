@@ -27,6 +27,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 #: How long a worker pauses after a failure when requests are not paced, so that an
 #: outage (every connection refused at once) does not use up the bound in a second.
@@ -235,17 +236,17 @@ class TrafficProcess(Traffic):
 
     _process: multiprocessing.process.BaseProcess | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # checks them; the child makes its own Traffic
+        self._arguments = (args, kwargs)
+
     def start(self) -> TrafficProcess:
-        if getattr(self, "_process", None) is not None:
+        if self._process is not None:
             raise RuntimeError("this Traffic has already been started")
         context = multiprocessing.get_context("spawn")
         self._conn, theirs = context.Pipe()
-        settings = dict(host_header=self.host_header, port=self.port, path=self.path,
-                        workers=self.workers, rate=self.rate,
-                        new_connection_every=self.new_connection_every,
-                        timeout=self.timeout, max_requests=self.max_requests,
-                        address=self.address)
-        self._process = context.Process(target=_serve, args=(theirs, settings), daemon=True)
+        self._process = context.Process(target=_serve, args=(theirs, *self._arguments),
+                                        daemon=True)
         self._process.start()
         theirs.close()
         if self._conn.recv() != "started":
@@ -270,10 +271,10 @@ class TrafficProcess(Traffic):
         raise NotImplementedError("a TrafficProcess runs until stopped")
 
 
-def _serve(conn: multiprocessing.connection.Connection, settings: dict) -> None:
+def _serve(conn: multiprocessing.connection.Connection, args: tuple, kwargs: dict) -> None:
     """The child of a TrafficProcess: run the traffic; answer each (stop, since) with the
     results from index `since` on, stopping the traffic first when asked to."""
-    traffic = Traffic(**settings).start()
+    traffic = Traffic(*args, **kwargs).start()
     conn.send("started")
     stop = False
     while not stop:
