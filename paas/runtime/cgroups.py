@@ -40,7 +40,7 @@ def platform_cgroup(shares: int = PLATFORM_CPU_SHARES, root: Path = ROOT) -> Pat
     if not shares or os.geteuid() != 0:
         return None
     try:
-        if (root / "cgroup.controllers").exists():  # v2: the unified hierarchy
+        if _unified(root):
             if "cpu" not in (root / "cgroup.subtree_control").read_text().split():
                 return None
             group = root / NAME
@@ -66,7 +66,7 @@ def set_cpu_shares(path: str, shares: int, root: Path = ROOT) -> bool:
         idle = group / "cpu.idle"
         if idle.exists() and idle.read_text().strip() != "0":
             idle.write_text("0")  # an idle group refuses a weight
-        if (root / "cgroup.controllers").exists():
+        if _unified(root):
             (group / "cpu.weight").write_text(str(shares_to_weight(shares)))
         else:
             (group / "cpu.shares").write_text(str(shares))
@@ -81,7 +81,7 @@ def make_idle(path: str, root: Path = ROOT) -> bool:
     any other that wakes. False when that cannot be done (no cpu.idle, not root)."""
     group = _cpu_group(path, root)
     try:
-        if (root / "cgroup.controllers").exists():
+        if _unified(root):
             parent = root
             for part in group.relative_to(root).parts:
                 if "cpu" not in (parent / "cgroup.subtree_control").read_text().split():
@@ -119,7 +119,12 @@ def remove(path: str, root: Path = ROOT) -> None:
 
 def _cpu_group(path: str, root: Path) -> Path:
     relative = path.strip("/")
-    return root / relative if (root / "cgroup.controllers").exists() else root / "cpu" / relative
+    return root / relative if _unified(root) else root / "cpu" / relative
+
+
+def _unified(root: Path) -> bool:
+    """Whether `root` is cgroup v2's single hierarchy (else v1's, one per controller)."""
+    return (root / "cgroup.controllers").exists()
 
 
 def join(group: Path) -> None:

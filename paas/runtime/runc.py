@@ -155,16 +155,15 @@ class RuncDriver:
             self._remove(spec)
         config = self.bundle(spec, workdir)
         cpu = config["linux"]["resources"]["cpu"]
-        boot_shares = min(BOOT_CPU_SHARES or cpu["shares"], cpu["shares"])
         lift = None
         if BOOT_IDLE:
             lift = cgroups.idle_for(f"/paas/{self.container_id(spec)}", BOOT_IDLE_SECONDS,
-                                    boot_shares)
+                                    _boot_shares(spec))
         if lift is not None:
             self._lifts[spec.id] = lift
             del cpu["shares"]  # an idle group takes no weight; booted() gives it
         else:
-            cpu["shares"] = boot_shares
+            cpu["shares"] = _boot_shares(spec)
         (workdir / "bundle" / "config.json").write_text(json.dumps(config))
         self.state_root.mkdir(parents=True, exist_ok=True)
         log_path = workdir / "output.log"
@@ -238,7 +237,7 @@ class RuncDriver:
                 # SIGTERM (finishing a job) must fit in the grace period.
                 lift = cgroups.idle_for(f"/paas/{self.container_id(dyno.spec)}",
                                         min(BOOT_IDLE_SECONDS, grace / 2),
-                                        BOOT_CPU_SHARES or dyno.spec.limits.cpu_shares)
+                                        _boot_shares(dyno.spec))
                 if lift is not None:
                     self._lifts[dyno.spec.id] = lift
             self.signal(dyno, signal.SIGTERM)
@@ -293,6 +292,12 @@ class RuncDriver:
                 continue
             self._run_runc("delete", "--force", cid)
         return found
+
+
+def _boot_shares(spec: DynoSpec) -> int:
+    """The CPU weight of a dyno that boots (or stops) without an idle group, or whose idle
+    spell ran out: BOOT_CPU_SHARES, never above its own."""
+    return min(BOOT_CPU_SHARES or spec.limits.cpu_shares, spec.limits.cpu_shares)
 
 
 def _read_exit_status(path: Path) -> int:

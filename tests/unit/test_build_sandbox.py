@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,7 @@ import pytest
 from paas.build import sandbox as sandbox_module
 from paas.build.sandbox import BUILD_CPU_SHARES, BuildSandbox
 from paas.runtime.ocispec import Limits
+from tests.e2e.platform import wait_until
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("runc") is None,
@@ -33,18 +32,10 @@ def cpu_weight(cid: str) -> int | None:
     return None
 
 
-def cpu_idle(cid: str) -> str | None:
-    for group in (Path(f"/sys/fs/cgroup/cpu/paas/{cid}"), Path(f"/sys/fs/cgroup/paas/{cid}")):
-        if (group / "cpu.idle").exists():
-            return (group / "cpu.idle").read_text().strip()
-    return None
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached before the deadline"
-        time.sleep(0.05)
+def cpu_group(cid: str) -> Path:
+    """The container's cgroup in the cpu hierarchy (v1), or its unified one (v2)."""
+    v1 = Path(f"/sys/fs/cgroup/cpu/paas/{cid}")
+    return v1 if v1.exists() else Path(f"/sys/fs/cgroup/paas/{cid}")
 
 
 def test_a_compile_runs_idle_then_with_a_cpu_weight_below_a_dynos(
@@ -68,8 +59,11 @@ def test_a_compile_runs_idle_then_with_a_cpu_weight_below_a_dynos(
         assert proc.stdout.readline().strip() == "compiling in /build"
         # The compile waits on stdin, so its container is there to look at. It starts on
         # spare CPU only, and after its idle spell gets its weight.
-        assert cpu_idle(sandbox.cid) == "1"
-        wait_for(lambda: cpu_idle(sandbox.cid) == "0")
+        group = cpu_group(sandbox.cid)
+        assert (group / "cgroup.procs").read_text().split()  # the compile runs in it
+        assert (group / "cpu.idle").read_text().strip() == "1"
+        wait_until(lambda: (group / "cpu.idle").read_text().strip() == "0", timeout=10,
+                   interval=0.05, what="the idle spell to end")
         weight = cpu_weight(sandbox.cid)
         v2 = not Path(f"/sys/fs/cgroup/cpu/paas/{sandbox.cid}").exists()
         # On cgroup v2, runc maps shares to a weight: 1 + (shares - 2) * 9999 / 262142.

@@ -314,6 +314,8 @@ def test_a_dyno_boots_idle_and_gets_its_own_weight_once_booted(
 ) -> None:
     dyno, _ = dynos.start("sleep 30")
     assert idle_of(dyno) == "1"  # preempted by any serving process that wakes
+    procs = cgroup_file(RuncDriver.container_id(dyno.spec), "cpu", "cgroup.procs")
+    assert str(dyno.pid) in procs.read_text().split()  # and the dyno runs in that group
     run_runc = dynos.driver._run_runc
     used: list[str] = []
 
