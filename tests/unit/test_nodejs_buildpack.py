@@ -7,12 +7,15 @@ running the node program bin/compile runs on package.json (lib/package_facts.js)
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -23,6 +26,7 @@ import pytest
 
 from paas.build import buildpack, npm_seed
 from paas.build.buildpack import Buildpack, BuildpackError
+from router.tls import ensure_platform_certificate
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 REUSE_LINE = "       Dependencies unchanged; reusing node_modules"
@@ -600,6 +604,52 @@ def test_heroku_scripts_run_around_the_install_and_config_vars_reach_them(
     assert buildpack.release(nodejs_bp(), app, platform_env(tmp_path)) == {
         "web": "node server.js"
     }
+
+
+@pytest.fixture
+def https_localhost(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """An HTTPS server on 127.0.0.1 with a self-signed certificate for localhost: its port
+    and the certificate."""
+    cert, key = tmp_path / "tls" / "localhost.crt", tmp_path / "tls" / "localhost.key"
+    ensure_platform_certificate(cert, key, "localhost")
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1], cert
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.skipif(not Path("/etc/ssl/certs/ca-certificates.crt").is_file(),
+                    reason="the stack has no CA store for node to trust")
+def test_build_scripts_trust_the_stacks_ca_store_and_keep_the_apps_node_options(
+    tmp_path: Path, https_localhost: tuple[int, Path],
+) -> None:
+    # OpenSSL's store is the stack's; SSL_CERT_FILE points it at the test's certificate in
+    # its place, as a registry behind an internal CA would be in /etc/ssl/certs.
+    port, cert = https_localhost
+    fetch = (
+        "console.log('options=' + process.env.NODE_OPTIONS);\n"
+        f"require('https').get('https://localhost:{port}/', (res) => {{\n"
+        "  console.log('tls ' + res.statusCode); res.resume();\n"
+        "}).on('error', (e) => console.log('tls ' + e.code));\n"
+    )
+    package = json.dumps({"name": "tls-app", "version": "1.0.0",
+                          "scripts": {"build": "node fetch.js"}})
+    outputs = {}
+    for name, options in (("own", "--max-old-space-size=256"), ("bundled", "--use-bundled-ca")):
+        app = write_app(tmp_path / name, {"package.json": package, "fetch.js": fetch})
+        config = {"SSL_CERT_FILE": str(cert), "NODE_OPTIONS": options}
+        outputs[name] = run_compile(app, tmp_path / f"cache-{name}", platform_env(tmp_path),
+                                    config)
+    assert "       options=--use-openssl-ca --max-old-space-size=256" in outputs["own"]
+    assert "       tls 200" in outputs["own"], outputs["own"]
+    # An app that asks for node's own CA list gets it (node refuses both flags together).
+    assert "       options=--use-bundled-ca" in outputs["bundled"]
+    assert "       tls DEPTH_ZERO_SELF_SIGNED_CERT" in outputs["bundled"], outputs["bundled"]
 
 
 def test_npm_config_production_false_keeps_the_dev_dependencies(tmp_path: Path) -> None:
