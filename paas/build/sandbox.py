@@ -109,7 +109,9 @@ class BuildSandbox:
             work_dir="",
             etc_dir=str(etc),
             status_dir=str(status),
-            cgroups_path=f"/paas/{self.cid}",
+            # At the top of the tree, where its idleness counts against every process
+            # (paas/runtime/cgroups.py), not only the dynos.
+            cgroups_path=f"/{self.cid}",
             host_dirs=stack.host_dirs,
             host_etc=stack.host_etc,
             limits=self.limits,
@@ -118,7 +120,7 @@ class BuildSandbox:
         )
         config = ocispec.config(spec)
         if BOOT_IDLE:  # as a booting dyno: spare CPU first (paas.runtime.BOOT_IDLE)
-            self._lift = cgroups.idle_for(f"/paas/{self.cid}", BUILD_IDLE_SECONDS,
+            self._lift = cgroups.idle_for(f"/{self.cid}", BUILD_IDLE_SECONDS,
                                           self.limits.cpu_shares)
             if self._lift is not None:
                 del config["linux"]["resources"]["cpu"]["shares"]
@@ -132,7 +134,7 @@ class BuildSandbox:
             self._lift.cancel()
         subprocess.run([self.driver.runc, "--root", str(self.driver.state_root), "delete",
                         "--force", self.cid], capture_output=True, timeout=30)
-        cgroups.remove(f"/paas/{self.cid}")
+        cgroups.remove(f"/{self.cid}")
         shutil.rmtree(self.bundle, ignore_errors=True)
 
 

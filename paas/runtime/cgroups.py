@@ -1,5 +1,6 @@
 """CPU for the traffic first: the platform's control plane in a cgroup below the
-traffic's weight, and booting dynos and builds in idle cgroups (`make_idle`, `idle_for`).
+traffic's weight, and booting dynos and builds in idle cgroups (`make_idle`, `idle_for`,
+`hold_idle`).
 
 Dynos and builds each have a cgroup under /paas (runc makes them); everything else
 `paas up` starts sits in the root cgroup, where each busy thread weighs as much as the
@@ -8,6 +9,13 @@ the build worker; the agent; the SSH server) go into /paas-platform, whose weigh
 (PAAS_PLATFORM_CPU_SHARES, 256 against a dyno's 1024) only counts when every core is
 busy: then a push, a config change or a dyno's start slows itself, not the requests in
 flight. The router and Redis stay where they are: they carry the traffic.
+
+Idleness counts among siblings only: a group idle under /paas gives way at once to the
+other dynos, but at the top of the tree the scheduler sees /paas, which is not idle, and
+the router or any other process there waits for its turn. So idle work goes to the top:
+a build's own group is made there, and a booting or stopping dyno's processes are held
+in /paas-idle/<id> (`hold_idle`, cgroup v1's cpu hierarchy, which can place them apart
+from their other controllers) until they get their weight back in /paas.
 
 Needs root and a cpu controller (cgroup v1's, or v2's enabled for the root's
 children); without them nothing moves and the platform runs as before.
@@ -23,6 +31,8 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 NAME = "paas-platform"
+#: The root-level idle cpu group (cgroup v1) that holds booting and stopping dynos.
+IDLE_PARENT = "paas-idle"
 ROOT = Path("/sys/fs/cgroup")
 #: 0 leaves the control plane in the root cgroup.
 PLATFORM_CPU_SHARES = int(os.environ.get("PAAS_PLATFORM_CPU_SHARES", "256"))
@@ -97,24 +107,86 @@ def make_idle(path: str, root: Path = ROOT) -> bool:
 
 
 def idle_for(path: str, seconds: float, shares: int, root: Path = ROOT) -> threading.Timer | None:
-    """`make_idle`, for at most `seconds`: then the group gets `shares` of weight, so work
-    that finds no spare CPU (every core busy with traffic for that long) still gets done,
-    slowly. The timer is returned for the caller to cancel once it sets the weight itself;
-    None when the group could not be made idle."""
+    """`make_idle`, for at most `seconds`: then the group gets `shares` of weight (and what
+    `hold_idle` moved away, back), so work that finds no spare CPU (every core busy with
+    traffic for that long) still gets done, slowly. The timer is returned for the caller
+    to cancel once it sets the weight itself; None when the group could not be made idle."""
     if not make_idle(path, root):
         return None
-    timer = threading.Timer(seconds, set_cpu_shares, args=(path, shares, root))
+    timer = threading.Timer(seconds, give_weight, args=(path, shares, root))
     timer.daemon = True
     timer.start()
     return timer
 
 
-def remove(path: str, root: Path = ROOT) -> None:
-    """Remove the (empty) cpu cgroup `path` that `make_idle` made, if it is still there."""
+def give_weight(path: str, shares: int, root: Path = ROOT) -> bool:
+    """End an idle spell: the processes `hold_idle` moved away come back to `path`, which
+    gets `shares` of weight; False when there is no group to write to."""
+    release_idle(path, root)
+    return set_cpu_shares(path, shares, root)
+
+
+def hold_idle(path: str, root: Path = ROOT) -> bool:
+    """Move the processes of the cgroup `path` (`/paas/<id>`) into /paas-idle/<id>, idle at
+    the top of the tree, where every process that is not idle comes first (see above).
+
+    cgroup v1 only: there the cpu hierarchy is apart from the others, so the container's
+    memory, pids and devices groups, which runc reads, stay where runc made them. False
+    on v2 (a process has one group for all controllers there), without a cpu.idle, or
+    when nothing could be moved; the processes then stay idle under /paas."""
+    if _unified(root):
+        return False
+    parent = root / "cpu" / IDLE_PARENT
+    held = parent / Path(path).name
     try:
-        _cpu_group(path, root).rmdir()
+        parent.mkdir(exist_ok=True)
+        (parent / "cpu.idle").write_text("1")
+        held.mkdir(exist_ok=True)
     except OSError:
-        pass
+        return False
+    return _move_all(_cpu_group(path, root), held) > 0
+
+
+def release_idle(path: str, root: Path = ROOT) -> None:
+    """Bring the processes `hold_idle` moved back into `path`, and remove their holder."""
+    held = root / "cpu" / IDLE_PARENT / Path(path).name
+    if _unified(root) or not held.is_dir():
+        return
+    _move_all(held, _cpu_group(path, root))
+    try:
+        held.rmdir()
+    except OSError:  # a process forked faster than the moves: remove() retries at the end
+        log.warning("could not remove %s: processes are still in it", held)
+
+
+def _move_all(source: Path, target: Path, passes: int = 20) -> int:
+    """Move every process of the cgroup `source` into `target` (a process forked during a
+    move is in `source` the next time it is read); how many were moved."""
+    moved = 0
+    for _ in range(passes):
+        try:
+            pids = (source / "cgroup.procs").read_text().split()
+        except OSError:
+            return moved
+        if not pids:
+            return moved
+        for pid in pids:
+            try:
+                (target / "cgroup.procs").write_text(pid)
+                moved += 1
+            except OSError:  # it exited meanwhile
+                pass
+    return moved
+
+
+def remove(path: str, root: Path = ROOT) -> None:
+    """Remove the (empty) cpu cgroup `path` that `make_idle` made, and its holder in
+    /paas-idle, if they are still there."""
+    for group in (root / "cpu" / IDLE_PARENT / Path(path).name, _cpu_group(path, root)):
+        try:
+            group.rmdir()
+        except OSError:
+            pass
 
 
 def _cpu_group(path: str, root: Path) -> Path:

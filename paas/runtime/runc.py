@@ -178,6 +178,8 @@ class RuncDriver:
             tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
             self._remove(spec)
             raise RuntimeError("runc could not start the container: " + " / ".join(tail))
+        if lift is not None:  # idle at the top of the tree until booted() or the lift
+            cgroups.hold_idle(f"/paas/{self.container_id(spec)}")
         pid = int((workdir / "pid").read_text())
         record = records.write(workdir, spec, pid, "runc")
         dyno = RunningDyno(spec=spec, pid=pid, started_at=record.started_at,
@@ -191,7 +193,7 @@ class RuncDriver:
         tens of milliseconds) only where the cgroup is not where runc usually puts it."""
         cid = self.container_id(dyno.spec)
         self._cancel_lift(dyno.spec)
-        if cgroups.set_cpu_shares(f"/paas/{cid}", dyno.spec.limits.cpu_shares):
+        if cgroups.give_weight(f"/paas/{cid}", dyno.spec.limits.cpu_shares):
             return
         done = self._run_runc("update", "--cpu-share", str(dyno.spec.limits.cpu_shares), cid)
         if done.returncode != 0:
@@ -240,6 +242,7 @@ class RuncDriver:
                                         _boot_shares(dyno.spec))
                 if lift is not None:
                     self._lifts[dyno.spec.id] = lift
+                    cgroups.hold_idle(f"/paas/{self.container_id(dyno.spec)}")
             self.signal(dyno, signal.SIGTERM)
             deadline = time.monotonic() + grace
             while self.poll(dyno) is None and time.monotonic() < deadline:

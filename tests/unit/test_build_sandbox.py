@@ -23,19 +23,20 @@ pytestmark = pytest.mark.skipif(
 
 def cpu_weight(cid: str) -> int | None:
     """The container's CPU weight from the host's side: cgroup v1 shares or v2 weight."""
-    v1 = Path(f"/sys/fs/cgroup/cpu/paas/{cid}/cpu.shares")
+    v1 = Path(f"/sys/fs/cgroup/cpu/{cid}/cpu.shares")
     if v1.exists():
         return int(v1.read_text())
-    v2 = Path(f"/sys/fs/cgroup/paas/{cid}/cpu.weight")
+    v2 = Path(f"/sys/fs/cgroup/{cid}/cpu.weight")
     if v2.exists():
         return int(v2.read_text())
     return None
 
 
 def cpu_group(cid: str) -> Path:
-    """The container's cgroup in the cpu hierarchy (v1), or its unified one (v2)."""
-    v1 = Path(f"/sys/fs/cgroup/cpu/paas/{cid}")
-    return v1 if v1.exists() else Path(f"/sys/fs/cgroup/paas/{cid}")
+    """The container's cgroup in the cpu hierarchy (v1), or its unified one (v2): at the
+    top of the tree, where its idleness counts against every other process."""
+    v1 = Path(f"/sys/fs/cgroup/cpu/{cid}")
+    return v1 if v1.exists() else Path(f"/sys/fs/cgroup/{cid}")
 
 
 def test_a_compile_runs_idle_then_with_a_cpu_weight_below_a_dynos(
@@ -65,7 +66,7 @@ def test_a_compile_runs_idle_then_with_a_cpu_weight_below_a_dynos(
         wait_until(lambda: (group / "cpu.idle").read_text().strip() == "0", timeout=10,
                    interval=0.05, what="the idle spell to end")
         weight = cpu_weight(sandbox.cid)
-        v2 = not Path(f"/sys/fs/cgroup/cpu/paas/{sandbox.cid}").exists()
+        v2 = not Path(f"/sys/fs/cgroup/cpu/{sandbox.cid}").exists()
         # On cgroup v2, runc maps shares to a weight: 1 + (shares - 2) * 9999 / 262142.
         expected = 1 + (BUILD_CPU_SHARES - 2) * 9999 // 262142 if v2 else BUILD_CPU_SHARES
         assert weight == expected
@@ -74,3 +75,5 @@ def test_a_compile_runs_idle_then_with_a_cpu_weight_below_a_dynos(
     finally:
         proc.kill()
         sandbox.cleanup()
+    for group in (Path(f"/sys/fs/cgroup/cpu/{sandbox.cid}"), Path(f"/sys/fs/cgroup/{sandbox.cid}")):
+        assert not group.exists()  # cleanup removed it

@@ -111,3 +111,31 @@ def test_idle_for_gives_the_weight_when_the_spell_ends_unless_cancelled(tmp_path
 def test_without_a_cpu_hierarchy_nothing_is_made_idle(tmp_path: Path) -> None:
     (tmp_path / "cpu").write_text("not a folder")
     assert cgroups.idle_for("/paas/dyno-1", 0.05, 128, root=tmp_path) is None
+
+
+def test_on_v2_nothing_is_held_apart_and_releasing_nothing_is_harmless(tmp_path: Path) -> None:
+    # A process has one group for every controller on v2: it stays idle in its own.
+    (tmp_path / "cgroup.controllers").write_text("cpu memory pids\n")
+    (tmp_path / "cgroup.subtree_control").write_text("cpu memory pids\n")
+    (tmp_path / "paas").mkdir()
+    (tmp_path / "paas" / "cgroup.subtree_control").write_text("cpu\n")
+    assert cgroups.make_idle("/paas/dyno-1", root=tmp_path)
+    assert cgroups.hold_idle("/paas/dyno-1", root=tmp_path) is False
+    assert not (tmp_path / cgroups.IDLE_PARENT).exists()
+    cgroups.release_idle("/paas/dyno-1", root=tmp_path)
+    assert cgroups.give_weight("/paas/dyno-1", 1024, root=tmp_path)
+    assert (tmp_path / "paas" / "dyno-1" / "cpu.idle").read_text() == "0"
+
+
+def test_on_v1_an_empty_group_is_not_held_and_remove_takes_the_holder(tmp_path: Path) -> None:
+    (tmp_path / "cpu").mkdir()
+    assert cgroups.make_idle("/paas/dyno-1", root=tmp_path)
+    (tmp_path / "cpu" / "paas" / "dyno-1" / "cgroup.procs").write_text("")
+    assert cgroups.hold_idle("/paas/dyno-1", root=tmp_path) is False  # nothing to move
+    parent = tmp_path / "cpu" / cgroups.IDLE_PARENT
+    assert (parent / "cpu.idle").read_text() == "1"  # idle at the top of the tree
+    assert (parent / "dyno-1").is_dir()
+    (tmp_path / "cpu" / "paas" / "dyno-1" / "cgroup.procs").unlink()
+    (tmp_path / "cpu" / "paas" / "dyno-1" / "cpu.idle").unlink()
+    cgroups.remove("/paas/dyno-1", root=tmp_path)
+    assert not (parent / "dyno-1").exists() and not (tmp_path / "cpu" / "paas" / "dyno-1").exists()

@@ -101,7 +101,8 @@ def no_leaks() -> Iterator[None]:
     before = mount_count()
     yield
     leftover = [*Path("/sys/fs/cgroup").glob(f"*/paas/paas-*{RUN}*"),
-                *Path("/sys/fs/cgroup/paas").glob(f"paas-*{RUN}*")]
+                *Path("/sys/fs/cgroup/paas").glob(f"paas-*{RUN}*"),
+                *Path("/sys/fs/cgroup/cpu/paas-idle").glob(f"paas-*{RUN}*")]
     assert leftover == []
     assert mount_count() == before
 
@@ -304,6 +305,20 @@ def idle_of(dyno: RunningDyno) -> str:
     return cgroup_file(RuncDriver.container_id(dyno.spec), "cpu", "cpu.idle").read_text().strip()
 
 
+def held_idle(dyno: RunningDyno) -> list[str] | None:
+    """The processes held at the top of the tree, in /paas-idle (cgroup v1); None on v2,
+    where a booting dyno stays idle in its own group."""
+    if cgroup_v2():
+        return None
+    held = Path("/sys/fs/cgroup/cpu/paas-idle") / RuncDriver.container_id(dyno.spec)
+    return (held / "cgroup.procs").read_text().split() if held.is_dir() else []
+
+
+def in_own_group(dyno: RunningDyno) -> list[str]:
+    procs = cgroup_file(RuncDriver.container_id(dyno.spec), "cpu", "cgroup.procs")
+    return procs.read_text().split()
+
+
 def as_weight(shares: int) -> int:
     """runc's mapping of shares onto a v2 weight (v1 keeps the shares)."""
     return 1 + (shares - 2) * 9999 // 262142 if cgroup_v2() else shares
@@ -314,8 +329,12 @@ def test_a_dyno_boots_idle_and_gets_its_own_weight_once_booted(
 ) -> None:
     dyno, _ = dynos.start("sleep 30")
     assert idle_of(dyno) == "1"  # preempted by any serving process that wakes
-    procs = cgroup_file(RuncDriver.container_id(dyno.spec), "cpu", "cgroup.procs")
-    assert str(dyno.pid) in procs.read_text().split()  # and the dyno runs in that group
+    held = held_idle(dyno)
+    if held is None:  # v2: the dyno runs in its own idle group
+        assert str(dyno.pid) in in_own_group(dyno)
+    else:  # v1: at the top of the tree, where every process that is not idle comes first
+        assert str(dyno.pid) in held and not in_own_group(dyno)
+        assert Path("/sys/fs/cgroup/cpu/paas-idle/cpu.idle").read_text().strip() == "1"
     run_runc = dynos.driver._run_runc
     used: list[str] = []
 
@@ -327,6 +346,7 @@ def test_a_dyno_boots_idle_and_gets_its_own_weight_once_booted(
     dynos.driver.booted(dyno)
     assert idle_of(dyno) == "0"
     assert weight_of(dyno) == as_weight(Limits().cpu_shares)
+    assert str(dyno.pid) in in_own_group(dyno) and not held_idle(dyno)  # back, holder gone
     assert "update" not in used  # written to the cgroup, not through a runc start
     dynos.stop(dyno, grace=1.0)
 
@@ -339,6 +359,8 @@ def test_a_dyno_still_booting_after_its_idle_spell_boots_on_at_the_boot_weight(
     dyno, _ = dynos.start("sleep 30")
     wait_until(lambda: idle_of(dyno) == "0", "the idle spell to end")
     assert weight_of(dyno) == as_weight(BOOT_CPU_SHARES)
+    wait_until(lambda: str(dyno.pid) in in_own_group(dyno), "the dyno to be back in its group")
+    assert not held_idle(dyno)
     dynos.driver.booted(dyno)
     assert weight_of(dyno) == as_weight(Limits().cpu_shares)
     dynos.stop(dyno, grace=1.0)
@@ -358,8 +380,23 @@ def test_a_stopping_web_dyno_shuts_down_idle_and_other_types_at_their_weight(
     stopping.start()
     wait_until(lambda: "stopping" in lines, "the SIGTERM to arrive")
     assert idle_of(dyno) == ("1" if port else "0")
+    if port and held_idle(dyno) is not None:
+        assert held_idle(dyno)  # its shutdown is held at the top of the tree
     stopping.join(20)
     assert seen == ["0"]
+
+
+def test_a_web_dyno_that_ignores_sigterm_is_killed_while_it_is_held_idle(dynos: Dynos) -> None:
+    # runc signals the container's processes wherever the cpu hierarchy holds them.
+    dyno, lines = dynos.start("trap 'echo ignored' TERM; echo ready; "
+                              "while true; do sleep 0.1; done", port=5125)
+    wait_until(lambda: "ready" in lines, "the trap to be set")
+    dynos.driver.booted(dyno)
+    started = time.monotonic()
+    code = dynos.stop(dyno, 0.5)
+    assert "ignored" in lines and code is not None and time.monotonic() - started < 10
+    assert dynos.driver.poll(dyno) is not None
+    assert held_idle(dyno) in (None, [])  # the holder went with the dyno
 
 
 def test_without_idle_boots_a_dyno_boots_at_a_low_weight(
