@@ -106,6 +106,7 @@ class Platform:
         self.stopping = False
         self.redis_child: Child | None = None
         self.children: list[Child] = []
+        self.platform_idle: cgroups.IdleUnlessStarved | None = None
         self._lock_file = None
 
     # --- setup ----------------------------------------------------------------------
@@ -205,6 +206,8 @@ class Platform:
         control = cgroups.platform_cgroup() if self.s.runtime == "runc" else None
         if control is not None:
             log.info("web, worker, agent and ssh run in cgroup %s", control)
+        # Idle while it finds spare CPU, at its weight while it does not.
+        self.platform_idle = cgroups.platform_idle(control)
         self.children = [
             Child("web", [
                 py, "-m", "gunicorn", "--worker-class", "gthread", "--workers", "2",
@@ -251,6 +254,8 @@ class Platform:
                 self.redis_child.start(env)
                 self._wait_for_redis()
                 self.publish_routing()
+            if self.platform_idle is not None:
+                self.platform_idle.tick()
             time.sleep(0.5)
 
     def _child_died(self, r: redis.Redis, child: Child, now: float) -> None:

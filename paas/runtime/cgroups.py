@@ -8,7 +8,8 @@ whole /paas group. The processes that deploy rather than serve (web: the API and
 the build worker; the agent; the SSH server) go into /paas-platform, whose weight
 (PAAS_PLATFORM_CPU_SHARES, 256 against a dyno's 1024) only counts when every core is
 busy: then a push, a config change or a dyno's start slows itself, not the requests in
-flight. The router and Redis stay where they are: they carry the traffic.
+flight. `paas up` keeps that group idle while it finds spare CPU (`IdleUnlessStarved`).
+The router and Redis stay where they are: they carry the traffic.
 
 Idleness counts among siblings only: a group idle under /paas gives way at once to the
 other dynos, but at the top of the tree the scheduler sees /paas, which is not idle, and
@@ -26,6 +27,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -36,6 +39,8 @@ IDLE_PARENT = "paas-idle"
 ROOT = Path("/sys/fs/cgroup")
 #: 0 leaves the control plane in the root cgroup.
 PLATFORM_CPU_SHARES = int(os.environ.get("PAAS_PLATFORM_CPU_SHARES", "256"))
+#: 0 keeps the control plane's cgroup at its weight instead of idle (IdleUnlessStarved).
+PLATFORM_IDLE = os.environ.get("PAAS_PLATFORM_IDLE", "1") != "0"
 
 
 def shares_to_weight(shares: int) -> int:
@@ -55,12 +60,14 @@ def platform_cgroup(shares: int = PLATFORM_CPU_SHARES, root: Path = ROOT) -> Pat
                 return None
             group = root / NAME
             group.mkdir(exist_ok=True)
+            _clear_idle(group)
             (group / "cpu.weight").write_text(str(shares_to_weight(shares)))
         else:
             if not (root / "cpu" / "cpu.shares").exists():
                 return None
             group = root / "cpu" / NAME
             group.mkdir(exist_ok=True)
+            _clear_idle(group)
             (group / "cpu.shares").write_text(str(shares))
     except OSError as exc:
         log.warning("no cgroup for the platform's own processes: %s", exc)
@@ -73,9 +80,7 @@ def set_cpu_shares(path: str, shares: int, root: Path = ROOT) -> bool:
     to `shares`, in v1 terms; False when there is no such group to write to."""
     group = _cpu_group(path, root)
     try:
-        idle = group / "cpu.idle"
-        if idle.exists() and idle.read_text().strip() != "0":
-            idle.write_text("0")  # an idle group refuses a weight
+        _clear_idle(group)
         if _unified(root):
             (group / "cpu.weight").write_text(str(shares_to_weight(shares)))
         else:
@@ -187,6 +192,105 @@ def remove(path: str, root: Path = ROOT) -> None:
             group.rmdir()
         except OSError:
             pass
+
+
+def _clear_idle(group: Path) -> None:
+    """An idle group refuses a weight: end its idleness first."""
+    idle = group / "cpu.idle"
+    if idle.exists() and idle.read_text().strip() != "0":
+        idle.write_text("0")
+
+
+def platform_idle(group: Path | None) -> IdleUnlessStarved | None:
+    """The guard that keeps the control plane's cgroup idle, unless PAAS_PLATFORM_IDLE=0 or
+    the kernel has no cpu.idle."""
+    if group is None or not PLATFORM_IDLE or not (group / "cpu.idle").exists():
+        return None
+    return IdleUnlessStarved(group, PLATFORM_CPU_SHARES)
+
+
+class IdleUnlessStarved:
+    """Keeps the control plane's cgroup idle while it finds spare CPU, and gives it its
+    weight while it does not.
+
+    Idle, a push's git and build steps, an API call and the agent's `runc` runs take only
+    CPU the traffic leaves, and give way at once to a request's processes. When every
+    core is busy with traffic, that CPU is gone: so `tick()` (called every half second by
+    `paas up`) adds up how long the group's threads waited for a CPU, and once more than
+    STARVED of them on average have waited for STARVED_FOR seconds running, the group gets
+    `shares` of weight for HOLD seconds, then goes idle again. The API, the agent's checks
+    and a saturated app's deploy go on at that weight, as without idleness."""
+
+    STARVED = 1.0
+    STARVED_FOR = 2.0
+    HOLD = 30.0
+
+    def __init__(self, group: Path, shares: int,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.group, self.shares, self.clock = group, shares, clock
+        self.idle = False
+        self._waited: dict[str, int] = {}
+        self._last = clock()
+        self._starving_since: float | None = None
+        self._weighted_until = 0.0
+        self._set_idle(True)
+
+    def tick(self) -> None:
+        now = self.clock()
+        waiting = self._waited_seconds() / max(now - self._last, 1e-3)
+        self._last = now
+        if not self.idle:
+            if now >= self._weighted_until:
+                self._set_idle(True)
+            return
+        if waiting < self.STARVED:
+            self._starving_since = None
+            return
+        if self._starving_since is None:
+            self._starving_since = now
+        if now - self._starving_since >= self.STARVED_FOR:
+            log.warning("the platform's processes found no spare CPU for %gs (every core "
+                        "busy): %s runs at its weight for %gs", self.STARVED_FOR,
+                        self.group, self.HOLD)
+            self._set_idle(False)
+            self._weighted_until = now + self.HOLD
+
+    def _set_idle(self, idle: bool) -> None:
+        try:
+            if idle:
+                (self.group / "cpu.idle").write_text("1")
+            else:
+                _clear_idle(self.group)
+                if (self.group / "cpu.weight").exists():
+                    (self.group / "cpu.weight").write_text(str(shares_to_weight(self.shares)))
+                else:
+                    (self.group / "cpu.shares").write_text(str(self.shares))
+        except OSError as exc:
+            log.warning("could not make %s %s: %s", self.group,
+                        "idle" if idle else "weighted", exc)
+            return
+        self.idle = idle
+        self._starving_since = None
+
+    def _waited_seconds(self) -> float:
+        """Seconds the group's threads spent waiting for a CPU since the last call
+        (/proc/<tid>/schedstat: time on the CPU, time waiting for one, slices)."""
+        threads = self.group / ("cgroup.threads" if (self.group / "cgroup.threads").exists()
+                                else "tasks")
+        try:
+            tids = threads.read_text().split()
+        except OSError:
+            return 0.0
+        waited, total = {}, 0
+        for tid in tids:
+            try:
+                with open(f"/proc/{tid}/schedstat") as f:
+                    waited[tid] = int(f.read().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            total += waited[tid] - self._waited.get(tid, waited[tid] if self._waited else 0)
+        self._waited = waited
+        return total / 1e9
 
 
 def _cpu_group(path: str, root: Path) -> Path:

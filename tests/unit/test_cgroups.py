@@ -1,15 +1,19 @@
 """The control plane's cgroup (paas/runtime/cgroups.py): made with its weight on cgroup v1
-and v2 layouts, skipped without a cpu controller, and joined by a real child process."""
+and v2 layouts, skipped without a cpu controller, joined by a real child process, and
+kept idle unless it starves; idle spells and the groups that hold them."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from paas.runtime import cgroups
+from tests.e2e.platform import wait_until
 
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (CI has it): it writes "
                                                        "cgroup files")
@@ -139,3 +143,88 @@ def test_on_v1_an_empty_group_is_not_held_and_remove_takes_the_holder(tmp_path: 
     (tmp_path / "cpu" / "paas" / "dyno-1" / "cpu.idle").unlink()
     cgroups.remove("/paas/dyno-1", root=tmp_path)
     assert not (parent / "dyno-1").exists() and not (tmp_path / "cpu" / "paas" / "dyno-1").exists()
+
+
+class Waits(cgroups.IdleUnlessStarved):
+    """The guard with the waits it reads given by the test, on a clock the test moves."""
+
+    def __init__(self, group: Path) -> None:
+        self.now = 0.0
+        self.waits: list[float] = []
+        super().__init__(group, 256, clock=lambda: self.now)
+
+    def _waited_seconds(self) -> float:
+        return self.waits.pop(0)
+
+    def after(self, seconds: float, waiting: float) -> None:
+        """Half a second per tick, with `waiting` threads waiting for a CPU on average."""
+        for _ in range(int(seconds / 0.5)):
+            self.now += 0.5
+            self.waits.append(waiting * 0.5)
+            self.tick()
+
+
+def test_the_platform_stays_idle_until_it_starves_then_gets_its_weight_for_a_while(
+    tmp_path: Path,
+) -> None:
+    group = tmp_path / "cpu" / cgroups.NAME
+    group.mkdir(parents=True)
+    guard = Waits(group)
+    assert guard.idle and (group / "cpu.idle").read_text() == "1"
+    guard.after(10, waiting=0.2)  # spare CPU: its threads hardly wait
+    guard.after(1.5, waiting=3)  # a burst shorter than STARVED_FOR
+    guard.after(1, waiting=0.1)
+    assert guard.idle
+    guard.after(cgroups.IdleUnlessStarved.STARVED_FOR + 0.5, waiting=3)
+    assert not guard.idle
+    assert (group / "cpu.idle").read_text() == "0" and (group / "cpu.shares").read_text() == "256"
+    guard.after(cgroups.IdleUnlessStarved.HOLD - 1, waiting=0)
+    assert not guard.idle  # held at its weight for HOLD seconds
+    guard.after(1.5, waiting=0)
+    assert guard.idle and (group / "cpu.idle").read_text() == "1"
+
+
+@as_root
+def test_a_platform_cgroup_left_idle_gets_its_weight_at_the_next_start(tmp_path: Path) -> None:
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.shares").write_text("1024")
+    (tmp_path / "cpu" / cgroups.NAME).mkdir()
+    (tmp_path / "cpu" / cgroups.NAME / "cpu.idle").write_text("1")
+    group = cgroups.platform_cgroup(256, root=tmp_path)
+    assert group is not None and (group / "cpu.idle").read_text() == "0"
+    assert (group / "cpu.shares").read_text() == "256"
+
+
+@as_root
+def test_the_guard_sees_a_real_idle_group_starve_behind_busy_processes() -> None:
+    # The kernel's cgroup, as `paas up` would use it, with every core kept busy by
+    # processes at the top of the tree: the idle group's own busy process waits.
+    cpu = Path("/sys/fs/cgroup/cpu")
+    if not (cpu / "cpu.shares").exists():
+        pytest.skip("needs cgroup v1's cpu hierarchy, as on CI")
+    group = cpu / f"paas-test-starve-{os.getpid()}"
+    group.mkdir()
+    if not (group / "cpu.idle").exists():
+        group.rmdir()
+        pytest.skip("this kernel has no cpu.idle")
+    spin = [sys.executable, "-c", "while True: pass"]
+    busy = [subprocess.Popen(spin) for _ in range(os.cpu_count() or 1)]
+    starved = subprocess.Popen(spin, preexec_fn=lambda: cgroups.join(group))
+    try:
+        guard = cgroups.IdleUnlessStarved(group, 256)
+        guard.STARVED_FOR = 1.0
+        assert (group / "cpu.idle").read_text().strip() == "1"
+
+        def ticked() -> bool:
+            time.sleep(0.5)
+            guard.tick()
+            return not guard.idle
+
+        wait_until(ticked, timeout=60, interval=0, what="the guard to give the group its weight")
+        assert (group / "cpu.idle").read_text().strip() == "0"
+        assert (group / "cpu.shares").read_text().strip() == "256"
+    finally:
+        for proc in [*busy, starved]:
+            proc.kill()
+            proc.wait()
+        group.rmdir()
