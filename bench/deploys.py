@@ -5,6 +5,9 @@ requests per second; by default half of what a quick as-fast-as-possible probe r
 with keep-alive and fresh connections both. After ~10 s of steady state, with the same
 traffic running, the app is redeployed 10 times, mixing kinds: code pushes (`git push`
 of a changed answer), `config:set`, `ps:scale web=3` and back to 2, and `ps:restart`.
+Steady state is also sampled between deploys (2 s each, once the app runs exactly its
+web dynos again), so the baseline spans the same minutes of this shared machine as the
+deploys do.
 
 Prints each deploy, then: total and failed requests (with a breakdown of the errors),
 p50/p99 latency in steady state against during deploys, and for code pushes the time
@@ -45,6 +48,8 @@ from tests.e2e.traffic import Result, Traffic, TrafficProcess, percentile  # noq
 
 APP = "bench-deploys"
 STEADY_SECONDS = 10.0
+#: A quiet window after each deploy, counted as steady state.
+QUIET_SECONDS = 2.0
 PROBE_SECONDS = 3.0
 #: After each deploy, how long the traffic must show only the new answer (or, for deploys
 #: that do not change it, how long to keep watching) before the next one starts; failures
@@ -113,9 +118,10 @@ def settle_on_answer(traffic: Traffic, deploy: Deploy, is_new: Callable[[str], b
     return False
 
 
-def settle_dynos(plat: Platform, quantity: int, started_after: float) -> bool:
+def settle_dynos(plat: Platform, quantity: int, started_after: float,
+                 settle: float = SETTLE_SECONDS) -> bool:
     """Wait until exactly `quantity` web dynos are up, all started after the wall-clock
-    time `started_after`, then SETTLE_SECONDS more."""
+    time `started_after`, then `settle` seconds more."""
     deadline = time.monotonic() + SETTLE_TIMEOUT
     while time.monotonic() < deadline:
         web = [d for d in plat.api("GET", f"/apps/{APP}/dynos").json() if d["type"] == "web"]
@@ -125,7 +131,7 @@ def settle_dynos(plat: Platform, quantity: int, started_after: float) -> bool:
             >= started_after
             for d in web
         ):
-            time.sleep(SETTLE_SECONDS)
+            time.sleep(settle)
             return True
         time.sleep(0.2)
     return False
@@ -215,11 +221,11 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:7.1f} ms"
 
 
-def report(traffic: Traffic, steady: tuple[float, float], deploys: list[Deploy],
+def report(traffic: Traffic, steady: list[tuple[float, float]], deploys: list[Deploy],
            rate: float) -> None:
     windows = [(d.start, d.end) for d in deploys]
     during = [lat for w in windows for lat in traffic.latencies(between=w)]
-    calm = traffic.latencies(between=steady)
+    calm = [lat for w in steady for lat in traffic.latencies(between=w)]
     failures = traffic.failures()
     total = len(traffic.results)
     print(f"\nrequests: {total} at {rate:.0f}/s ({sum(r.reused for r in traffic.results)}"
@@ -228,7 +234,7 @@ def report(traffic: Traffic, steady: tuple[float, float], deploys: list[Deploy],
     for kind, count in Counter(r.error_kind for r in failures).most_common():
         print(f"  {count:6d}  {kind}")
     outside = [r for r in failures
-               if not any(t0 <= r.start < t1 for t0, t1 in windows + [steady])]
+               if not any(t0 <= r.start < t1 for t0, t1 in windows + steady)]
     if outside:
         print(f"  ({len(outside)} of them between windows)")
     print(f"\nlatency         {'steady':>10} {'deploys':>10}  ratio")
@@ -281,13 +287,17 @@ def main() -> int:
                                 max_requests=int(rate * 3600)) as traffic:
                 steady_start = traffic.mark("steady")
                 time.sleep(STEADY_SECONDS)
-                steady = (steady_start, traffic.mark("deploys"))
+                steady = [(steady_start, traffic.mark("deploys"))]
                 print(f"steady state: {len(traffic.current())} requests,"
                       f" {len(traffic.failures())} failed", flush=True)
                 for n, kind in enumerate(KINDS, start=1):
                     deploy = redeploy(plat, traffic, repo, remote, kind, n, running)
                     deploys.append(deploy)
                     print(deploy_line(traffic, n, deploy), flush=True)
+                    if settle_dynos(plat, running.web, 0.0, settle=0.0):
+                        quiet = traffic.mark(f"{n} quiet")
+                        time.sleep(QUIET_SECONDS)
+                        steady.append((quiet, traffic.mark(f"{n} quiet end")))
         finally:
             plat.stop()
     print(f"\nruntime {args.runtime}")
