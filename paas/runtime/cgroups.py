@@ -59,16 +59,12 @@ def platform_cgroup(shares: int = PLATFORM_CPU_SHARES, root: Path = ROOT) -> Pat
             if "cpu" not in (root / "cgroup.subtree_control").read_text().split():
                 return None
             group = root / NAME
-            group.mkdir(exist_ok=True)
-            _clear_idle(group)
-            (group / "cpu.weight").write_text(str(shares_to_weight(shares)))
         else:
             if not (root / "cpu" / "cpu.shares").exists():
                 return None
             group = root / "cpu" / NAME
-            group.mkdir(exist_ok=True)
-            _clear_idle(group)
-            (group / "cpu.shares").write_text(str(shares))
+        group.mkdir(exist_ok=True)
+        _weigh(group, shares, _unified(root))
     except OSError as exc:
         log.warning("no cgroup for the platform's own processes: %s", exc)
         return None
@@ -78,13 +74,8 @@ def platform_cgroup(shares: int = PLATFORM_CPU_SHARES, root: Path = ROOT) -> Pat
 def set_cpu_shares(path: str, shares: int, root: Path = ROOT) -> bool:
     """Set the CPU weight of the existing cgroup `path` (as runc names it, `/paas/<id>`)
     to `shares`, in v1 terms; False when there is no such group to write to."""
-    group = _cpu_group(path, root)
     try:
-        _clear_idle(group)
-        if _unified(root):
-            (group / "cpu.weight").write_text(str(shares_to_weight(shares)))
-        else:
-            (group / "cpu.shares").write_text(str(shares))
+        _weigh(_cpu_group(path, root), shares, _unified(root))
     except OSError:
         return False
     return True
@@ -194,11 +185,16 @@ def remove(path: str, root: Path = ROOT) -> None:
             pass
 
 
-def _clear_idle(group: Path) -> None:
-    """An idle group refuses a weight: end its idleness first."""
+def _weigh(group: Path, shares: int, unified: bool) -> None:
+    """Give `group` `shares` of CPU weight, in v1 terms (v2 gets runc's mapping), ending its
+    idleness first: an idle group refuses a weight."""
     idle = group / "cpu.idle"
     if idle.exists() and idle.read_text().strip() != "0":
         idle.write_text("0")
+    if unified:
+        (group / "cpu.weight").write_text(str(shares_to_weight(shares)))
+    else:
+        (group / "cpu.shares").write_text(str(shares))
 
 
 def platform_idle(group: Path | None) -> IdleUnlessStarved | None:
@@ -259,12 +255,8 @@ class IdleUnlessStarved:
         try:
             if idle:
                 (self.group / "cpu.idle").write_text("1")
-            else:
-                _clear_idle(self.group)
-                if (self.group / "cpu.weight").exists():
-                    (self.group / "cpu.weight").write_text(str(shares_to_weight(self.shares)))
-                else:
-                    (self.group / "cpu.shares").write_text(str(self.shares))
+            else:  # every v2 group has cgroup.controllers, as v2's root does
+                _weigh(self.group, self.shares, _unified(self.group))
         except OSError as exc:
             log.warning("could not make %s %s: %s", self.group,
                         "idle" if idle else "weighted", exc)
@@ -281,6 +273,9 @@ class IdleUnlessStarved:
             tids = threads.read_text().split()
         except OSError:
             return 0.0
+        # The first call only takes the starting points; later, a thread not seen before
+        # (started since) counts from its start.
+        first = not self._waited
         waited, total = {}, 0
         for tid in tids:
             try:
@@ -288,7 +283,8 @@ class IdleUnlessStarved:
                     waited[tid] = int(f.read().split()[1])
             except (OSError, IndexError, ValueError):
                 continue
-            total += waited[tid] - self._waited.get(tid, waited[tid] if self._waited else 0)
+            if not first:
+                total += waited[tid] - self._waited.get(tid, 0)
         self._waited = waited
         return total / 1e9
 
