@@ -99,6 +99,11 @@ class RuncDriver:
     def container_id(spec: DynoSpec) -> str:
         return f"paas-{spec.id}"
 
+    @classmethod
+    def cgroup(cls, spec: DynoSpec) -> str:
+        """The dyno's cgroup, as runc names it (under /paas in every hierarchy)."""
+        return f"/paas/{cls.container_id(spec)}"
+
     def _run_runc(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
         return subprocess.run([self.runc, "--root", str(self.state_root), *args],
                               capture_output=True, text=True, check=check, timeout=30)
@@ -143,7 +148,7 @@ class RuncDriver:
             work_dir=str(workdir / "work"),
             etc_dir=str(workdir / "etc"),
             status_dir=str(workdir / "status"),
-            cgroups_path=f"/paas/{self.container_id(spec)}",  # booted() writes there too
+            cgroups_path=self.cgroup(spec),  # booted() writes there too
             host_dirs=stack.host_dirs,
             host_etc=stack.host_etc,
             limits=spec.limits,
@@ -157,7 +162,7 @@ class RuncDriver:
         cpu = config["linux"]["resources"]["cpu"]
         lift = None
         if BOOT_IDLE:
-            lift = cgroups.idle_for(f"/paas/{self.container_id(spec)}", BOOT_IDLE_SECONDS,
+            lift = cgroups.idle_for(self.cgroup(spec), BOOT_IDLE_SECONDS,
                                     _boot_shares(spec))
         if lift is not None:
             self._lifts[spec.id] = lift
@@ -179,7 +184,7 @@ class RuncDriver:
             self._remove(spec)
             raise RuntimeError("runc could not start the container: " + " / ".join(tail))
         if lift is not None:  # idle at the top of the tree until booted() or the lift
-            cgroups.hold_idle(f"/paas/{self.container_id(spec)}")
+            cgroups.hold_idle(self.cgroup(spec))
         pid = int((workdir / "pid").read_text())
         record = records.write(workdir, spec, pid, "runc")
         dyno = RunningDyno(spec=spec, pid=pid, started_at=record.started_at,
@@ -193,12 +198,11 @@ class RuncDriver:
         tens of milliseconds) only where the cgroup is not where runc usually puts it."""
         cid = self.container_id(dyno.spec)
         self._cancel_lift(dyno.spec)
-        if cgroups.give_weight(f"/paas/{cid}", dyno.spec.limits.cpu_shares):
+        if cgroups.give_weight(self.cgroup(dyno.spec), dyno.spec.limits.cpu_shares):
             return
         done = self._run_runc("update", "--cpu-share", str(dyno.spec.limits.cpu_shares), cid)
         if done.returncode != 0:
-            log.warning("runc update %s: %s", self.container_id(dyno.spec),
-                        done.stderr.strip())
+            log.warning("runc update %s: %s", cid, done.stderr.strip())
 
     def attach(self, dyno: RunningDyno, output: OutputSink) -> None:
         """Follow the dyno's output (also for a dyno adopted from an earlier agent)."""
@@ -237,12 +241,12 @@ class RuncDriver:
                 # A web dyno is out of every route and drained by now: its shutdown takes
                 # spare CPU first. Not for long, nor for other types, whose work on
                 # SIGTERM (finishing a job) must fit in the grace period.
-                lift = cgroups.idle_for(f"/paas/{self.container_id(dyno.spec)}",
+                lift = cgroups.idle_for(self.cgroup(dyno.spec),
                                         min(BOOT_IDLE_SECONDS, grace / 2),
                                         _boot_shares(dyno.spec))
                 if lift is not None:
                     self._lifts[dyno.spec.id] = lift
-                    cgroups.hold_idle(f"/paas/{self.container_id(dyno.spec)}")
+                    cgroups.hold_idle(self.cgroup(dyno.spec))
             self.signal(dyno, signal.SIGTERM)
             deadline = time.monotonic() + grace
             while self.poll(dyno) is None and time.monotonic() < deadline:
@@ -265,7 +269,7 @@ class RuncDriver:
         deleted = self._run_runc("delete", "--force", self.container_id(spec))
         if deleted.returncode != 0 and "does not exist" not in deleted.stderr:
             log.warning("runc delete %s: %s", self.container_id(spec), deleted.stderr.strip())
-        cgroups.remove(f"/paas/{self.container_id(spec)}")  # made idle before runc ran
+        cgroups.remove(self.cgroup(spec))  # made idle before runc ran
         shutil.rmtree(self._dir(spec), ignore_errors=True)
 
     def _cancel_lift(self, spec: DynoSpec) -> None:
