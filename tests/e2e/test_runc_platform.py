@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from paas.runtime import cgroups
 from tests.e2e.platform import Platform, make_app_repo, processes_mentioning, wait_until
 from tests.e2e.traffic import Traffic
 
@@ -142,3 +143,29 @@ def test_an_app_on_the_debian_stack_runs_on_its_own_root(
     assert get(runc_platform, "deb", f"/read?path={git_file}") == "missing"
     assert get(runc_platform, "deb", "/read?path=/etc/debian_version").startswith("read:12")
     assert get(runc_platform, "probe", f"/read?path={git_file}").startswith("read:")
+
+
+def test_the_platforms_own_processes_run_in_their_idle_cgroup(runc_platform: Platform) -> None:
+    # web, worker and agent deploy rather than serve: paas-platform, idle unless starved
+    # (paas/runtime/cgroups.py); the router and Redis stay with `paas up`, at full weight.
+    group = Path("/sys/fs/cgroup/cpu") / cgroups.NAME
+    if not (group / "cpu.idle").exists():
+        pytest.skip("needs cgroup v1's cpu hierarchy with cpu.idle, as on CI")
+    assert runc_platform.proc is not None
+    up = runc_platform.proc.pid
+    where = {}
+    for pid in Path(f"/proc/{up}/task/{up}/children").read_text().split():
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        cpu = next(line.split(":", 2)[2] for line in
+                   Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+                   if line.split(":")[1] == "cpu")
+        where[argv] = cpu
+    placed = {name: any(name in argv and cpu == f"/{cgroups.NAME}" for argv, cpu in where.items())
+              for name in ("gunicorn", "paas.build.worker", "paas.agent", "-m router",
+                           "redis-server")}
+    assert placed == {"gunicorn": True, "paas.build.worker": True, "paas.agent": True,
+                      "-m router": False, "redis-server": False}, where
+    # Idle, unless this busy suite starved it (then `paas up` says so, and for 30 s it
+    # runs at its weight).
+    idle = (group / "cpu.idle").read_text().strip()
+    assert idle == "1" or "found no spare CPU" in runc_platform.log(), idle
