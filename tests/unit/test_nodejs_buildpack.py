@@ -746,6 +746,23 @@ def test_pruning_without_npm_leaves_it_to_npm_when_unsure(
     assert tree_listing(app) == before
 
 
+def test_the_pruner_started_ahead_prunes_only_when_asked(tmp_path: Path, rich_app: Path) -> None:
+    # bin/compile starts it before the install and asks it after the build script; a build
+    # that fails or keeps its devDependencies closes its input without asking.
+    program = str(nodejs_bp().path / "lib" / "prune_dev.js")
+    app = shutil.copytree(rich_app, tmp_path / "app", symlinks=True)
+    before = tree_listing(app)
+    for asked, output in [("", ""), ("prune\n", "removed 9 packages (the devDependencies "
+                                                 "in package-lock.json)\n")]:
+        result = subprocess.run(["node", program, "package-lock.json", "--when-asked"],
+                                cwd=app, input=asked, capture_output=True, text=True,
+                                timeout=60)
+        assert (result.returncode, result.stdout, result.stderr) == (0, output, "")
+        if not asked:
+            assert tree_listing(app) == before
+    assert "escape-html" not in {p.name for p in (app / "node_modules").iterdir()}
+
+
 def test_a_setting_that_changes_what_npm_prune_omits_is_left_to_npm(tmp_path: Path) -> None:
     app = copy_fixture(tmp_path / "app")
     lines = run_compile(app, tmp_path / "cache", platform_env(tmp_path),

@@ -1,9 +1,14 @@
-// node prune_dev.js LOCKFILE: in the app directory, removes from node_modules what
+// node prune_dev.js LOCKFILE [--when-asked]: in the app directory, removes from node_modules what
 // `npm prune --omit=dev` removes there after `npm ci` (the packages LOCKFILE marks "dev",
 // their node_modules/.bin links and their entries in node_modules/.package-lock.json),
 // without starting npm, which costs 0.5-1.5 s. It acts only when the lockfile and
 // node_modules say the same thing; else it changes nothing, says why on stderr and exits 3,
 // and the caller runs npm prune.
+//
+// With --when-asked it reads LOCKFILE at once, then waits for its standard input to close
+// and prunes only if it was sent the line "prune". bin/compile starts it that way before
+// the install, so that node's start-up overlaps npm ci and the build script instead of
+// following them; a build that fails or keeps its devDependencies closes it unasked.
 //
 // "dev" is what npm's calc-dep-flags computes: a package no chain of dependencies,
 // optionalDependencies or peerDependencies reaches from the app's own non-dev
@@ -101,8 +106,7 @@ function devPackages(lockfile) {
   return { packages, dev };
 }
 
-function prune(lockfile) {
-  const { packages, dev } = devPackages(lockfile);
+function prune(lockfile, { packages, dev }) {
   // node_modules must be what npm ci made of this lockfile: its record of what it installed
   // (the hidden lockfile) lists lockfile packages only, all present, and nothing else is.
   if (!fs.existsSync(HIDDEN)) unsure(`there is no ${HIDDEN}`);
@@ -170,9 +174,20 @@ function prune(lockfile) {
   return removed.size;
 }
 
+const lockfile = process.argv[2];
+let read;
 try {
-  const count = prune(process.argv[2]);
-  console.log(`removed ${count} package${count === 1 ? "" : "s"} (the devDependencies in ${process.argv[2]})`);
+  read = devPackages(lockfile);
+} catch (e) {
+  read = e;
+}
+if (process.argv[3] === "--when-asked" && fs.readFileSync(0, "utf8").trim() !== "prune") {
+  process.exit(0);
+}
+try {
+  if (read instanceof Error) throw read;
+  const count = prune(lockfile, read);
+  console.log(`removed ${count} package${count === 1 ? "" : "s"} (the devDependencies in ${lockfile})`);
 } catch (e) {
   // Anything unexpected (a file where a scope directory should be, a permission) too: npm
   // prune then does the whole job, from whatever was removed so far.
