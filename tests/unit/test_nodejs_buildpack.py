@@ -763,6 +763,21 @@ def test_the_pruner_started_ahead_prunes_only_when_asked(tmp_path: Path, rich_ap
     assert "escape-html" not in {p.name for p in (app / "node_modules").iterdir()}
 
 
+def test_a_pruner_that_died_before_it_was_asked_leaves_the_pruning_to_npm(
+    tmp_path: Path,
+) -> None:
+    bp = Buildpack("nodejs", tmp_path / "nodejs")
+    shutil.copytree(nodejs_bp().path, bp.path)
+    (bp.path / "lib" / "prune_dev.js").write_text("process.exit(9);\n")
+    app = copy_fixture(tmp_path / "app")
+    lines: list[str] = []
+    buildpack.compile(bp, app, tmp_path / "cache", {}, platform_env(tmp_path), lines.append, 600)
+    pruning = lines.index("-----> Pruning devDependencies")
+    assert lines[pruning + 1].startswith("       removed 1 package in"), lines
+    assert not (app / "node_modules" / "escape-html").exists()
+    assert (app / "node_modules" / "ms").is_dir()
+
+
 def test_a_setting_that_changes_what_npm_prune_omits_is_left_to_npm(tmp_path: Path) -> None:
     app = copy_fixture(tmp_path / "app")
     lines = run_compile(app, tmp_path / "cache", platform_env(tmp_path),

@@ -5,10 +5,10 @@
 // node_modules say the same thing; else it changes nothing, says why on stderr and exits 3,
 // and the caller runs npm prune.
 //
-// With --when-asked it reads LOCKFILE at once, then waits for its standard input to close
-// and prunes only if it was sent the line "prune". bin/compile starts it that way before
-// the install, so that node's start-up overlaps npm ci and the build script instead of
-// following them; a build that fails or keeps its devDependencies closes it unasked.
+// With --when-asked it reads LOCKFILE at once, then waits for a first line on its standard
+// input and prunes only if that is "prune". bin/compile starts it that way before the
+// install, so that node's start-up overlaps npm ci and the build script instead of
+// following them; when a build fails or keeps its devDependencies, the input ends unasked.
 //
 // "dev" is what npm's calc-dep-flags computes: a package no chain of dependencies,
 // optionalDependencies or peerDependencies reaches from the app's own non-dev
@@ -181,9 +181,19 @@ try {
 } catch (e) {
   read = e;
 }
-if (process.argv[3] === "--when-asked" && fs.readFileSync(0, "utf8").trim() !== "prune") {
-  process.exit(0);
+// The first line of standard input, or null when it ends without one.
+function firstLine() {
+  const buffer = Buffer.alloc(256);
+  let text = "";
+  for (;;) {
+    const count = fs.readSync(0, buffer, 0, buffer.length, null);
+    if (count === 0) return null;
+    text += buffer.toString("latin1", 0, count);
+    if (text.includes("\n")) return text.slice(0, text.indexOf("\n"));
+  }
 }
+
+if (process.argv[3] === "--when-asked" && firstLine() !== "prune") process.exit(0);
 try {
   if (read instanceof Error) throw read;
   const count = prune(lockfile, read);
