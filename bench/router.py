@@ -12,6 +12,13 @@
 (c) memory: RSS of the router's processes (and of nginx's) before and after 1,000 idle
     keep-alive connections that each made one request.
 (d) routes: the router's req/s with 10 routes in the table and with 10,000.
+(e) the ceiling: a forwarder with no HTTP logic at all (bytes from each client connection
+    to a backend connection of its own and back, on uvloop, one process) under the same
+    wrk, next to nginx and the router with one worker. Its CPU per request is what the
+    Python shell itself costs; the router's is that plus its HTTP work.
+
+(a) and (e) also give the CPU time the proxy's processes spent per request (user +
+system, from /proc): on a shared machine it moves less between runs than req/s does.
 
 The backend is an nginx answering "hello" itself, so the backend is never what limits.
 Needs nginx (Debian: `apt-get install nginx`, or nginx-light), wrk and redis-server.
@@ -158,6 +165,15 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of `pids` so far."""
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pids: list[int]) -> int:
     total = 0
     for pid in pids:
@@ -176,6 +192,16 @@ class WrkResult:
     p50_ms: float
     p99_ms: float
     errors: str
+    cpu_us: float = 0.0  # CPU of the measured proxy's processes per request
+
+
+def wrk_cpu(port: int, pids: list[int], threads: int, connections: int,
+            duration: int) -> WrkResult:
+    """`wrk`, with the CPU time `pids` spent per request meanwhile."""
+    before = cpu_seconds(pids)
+    result = wrk(port, HOST, threads, connections, duration)
+    result.cpu_us = (cpu_seconds(pids) - before) * 1e6 / max(1.0, result.rps * duration)
+    return result
 
 
 def _ms(text: str) -> float:
@@ -268,6 +294,56 @@ def idle_memory(port: int, host: str, pids: list[int]) -> tuple[int, int]:
     return uvloop.run(measure())
 
 
+# --- the ceiling -----------------------------------------------------------------------------
+
+
+def forward(port: int, backend_port: int) -> int:
+    """(e): relay bytes between each client connection and a backend connection of its
+    own, parsing nothing, until terminated."""
+    import uvloop
+
+    class Upstream(asyncio.Protocol):
+        def __init__(self, client: asyncio.Transport) -> None:
+            self.client = client
+
+        def data_received(self, data: bytes) -> None:
+            self.client.write(data)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self.client.close()
+
+    class Client(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+            self.backend: asyncio.Transport | None = None
+            self.waiting: list[bytes] = []
+            asyncio.ensure_future(self.connect())
+
+        async def connect(self) -> None:
+            self.backend, _ = await asyncio.get_running_loop().create_connection(
+                lambda: Upstream(self.transport), "127.0.0.1", backend_port)
+            self.backend.writelines(self.waiting)
+
+        def data_received(self, data: bytes) -> None:
+            if self.backend is None:
+                self.waiting.append(data)
+            else:
+                self.backend.write(data)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self.backend is not None:
+                self.backend.close()
+
+    async def serve() -> None:
+        server = await asyncio.get_running_loop().create_server(
+            Client, "127.0.0.1", port, backlog=4096)
+        await server.serve_forever()
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    uvloop.run(serve())
+    return 0
+
+
 # --- the run ---------------------------------------------------------------------------------
 
 
@@ -275,7 +351,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--forward", metavar="PORT:BACKEND_PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.forward:
+        listen, backend = args.forward.split(":")
+        return forward(int(listen), int(backend))
     for program, how in (("nginx", "apt-get install nginx (or nginx-light)"),
                          ("wrk", "apt-get install wrk"),
                          ("redis-server", "apt-get install redis-server")):
@@ -320,21 +400,26 @@ def run(args: argparse.Namespace, work: Path, url: str, r: redis.Redis, cores: i
         print(f"\ndirect to the backend: {direct.rps:,.0f} req/s, p50 {direct.p50_ms:.2f} ms,"
               f" p99 {direct.p99_ms:.2f} ms")
 
-        print("\n(a) peak, same wrk for both")
-        print(f"{'workers':>7}  {'nginx req/s':>12} {'p50':>7} {'p99':>7}   "
-              f"{'router req/s':>12} {'p50':>7} {'p99':>7}   ratio")
+        print("\n(a) peak, same wrk for both (CPU: microseconds of the proxy's processes "
+              "per request)")
+        print(f"{'workers':>7}  {'nginx req/s':>12} {'p50':>7} {'p99':>7} {'CPU':>5}   "
+              f"{'router req/s':>12} {'p50':>7} {'p99':>7} {'CPU':>5}   ratio")
         peak = 0.0
+        single: dict[str, WrkResult] = {}
         for workers in sorted({1, cores}):
             port = free_port()
             with nginx(work, f"proxy{workers}", workers,
-                       PROXY.format(port=port, backend=backend_port), access_log=True):
+                       PROXY.format(port=port, backend=backend_port), access_log=True) as proc:
                 wait_port(port)
-                ng = wrk(port, HOST, threads, c, d)
-            with router(work, url, workers) as (rport, _pids):
-                ours = wrk(rport, HOST, threads, c, d)
+                ng = wrk_cpu(port, [proc.pid, *children(proc.pid)], threads, c, d)
+            with router(work, url, workers) as (rport, pids):
+                ours = wrk_cpu(rport, pids, threads, c, d)
+            if workers == 1:
+                single = {"nginx": ng, "router": ours}
             peak = max(peak, ours.rps) if workers == cores else peak
-            print(f"{workers:>7}  {ng.rps:>12,.0f} {ng.p50_ms:>6.2f}ms {ng.p99_ms:>5.2f}ms   "
-                  f"{ours.rps:>12,.0f} {ours.p50_ms:>6.2f}ms {ours.p99_ms:>5.2f}ms   "
+            print(f"{workers:>7}  {ng.rps:>12,.0f} {ng.p50_ms:>6.2f}ms {ng.p99_ms:>5.2f}ms "
+                  f"{ng.cpu_us:>5.0f}   {ours.rps:>12,.0f} {ours.p50_ms:>6.2f}ms "
+                  f"{ours.p99_ms:>5.2f}ms {ours.cpu_us:>5.0f}   "
                   f"{ours.rps / ng.rps:.2f}x {ours.errors or ng.errors}")
 
         rate = peak / 2
@@ -374,6 +459,20 @@ def run(args: argparse.Namespace, work: Path, url: str, r: redis.Redis, cores: i
             many = wrk(rport, HOST, threads, c, d)
         print(f"  10 routes: {ten.rps:,.0f} req/s; 10,010 routes: {many.rps:,.0f} req/s "
               f"({many.rps / ten.rps:.2f}x)")
+
+        print("\n(e) the ceiling: a uvloop forwarder with no HTTP logic, one process")
+        port = free_port()
+        forwarder = subprocess.Popen([sys.executable, __file__, "--forward",
+                                      f"{port}:{backend_port}"])
+        try:
+            wait_port(port)
+            bare = wrk_cpu(port, [forwarder.pid], threads, c, d)
+        finally:
+            forwarder.terminate()
+            forwarder.wait(10)
+        for name, result in (("forwarder", bare), *single.items()):
+            print(f"  {name:>9}: {result.rps:>8,.0f} req/s, {result.cpu_us:5.0f} us CPU per "
+                  f"request, {result.rps / single['nginx'].rps:.2f}x nginx")
 
 
 if __name__ == "__main__":
