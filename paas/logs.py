@@ -30,15 +30,26 @@ Entry = tuple[str, str, str, str]
 
 # One XADD per line, made by Redis itself, so a batch is one command and one reply: a
 # pipeline of XADDs costs the client a reply to parse per line, which is most of what a
-# busy router would spend on its request lines.
+# busy router would spend on its request lines. Consecutive lines of one app, source and
+# proc travel as one run: their byte lengths and their bytes end to end, three arguments
+# for the run. The client then encodes three arguments per run rather than four per line
+# (redis-py spends microseconds on each), and any byte may be in a line.
 _APPEND_MANY = """
 local maxlen, ts = ARGV[1], ARGV[2]
+local count = 0
 for i = 1, #KEYS do
-  local at = 3 * i
-  redis.call('XADD', KEYS[i], 'MAXLEN', '~', maxlen, '*', 'ts', ts,
-             'source', ARGV[at], 'proc', ARGV[at + 1], 'line', ARGV[at + 2])
+  local at = 4 * i - 1
+  local source, proc, text = ARGV[at], ARGV[at + 1], ARGV[at + 3]
+  local start = 1
+  for size in string.gmatch(ARGV[at + 2], '%d+') do
+    local stop = start + tonumber(size)
+    redis.call('XADD', KEYS[i], 'MAXLEN', '~', maxlen, '*', 'ts', ts,
+               'source', source, 'proc', proc, 'line', string.sub(text, start, stop - 1))
+    start = stop
+    count = count + 1
+  end
 end
-return #KEYS
+return count
 """
 
 
@@ -72,13 +83,27 @@ def appender(r: redis.Redis | redis.asyncio.Redis) -> Callable[[Sequence[Entry]]
 
     def append_many(entries: Sequence[Entry]) -> object:
         names: list[str] = []
-        args: list[str | int] = [MAX_LINES, repr(time.time())]
+        args: list[str | int | bytes] = [MAX_LINES, repr(time.time())]
+        run: tuple[str, str, str] | None = None
+        lines: list[bytes] = []
         for app, source, proc, line in entries:
-            names.append(keys.app_log(app))
-            args += (source, proc, line)
+            if (app, source, proc) != run:
+                if run is not None:
+                    _add_run(names, args, run, lines)
+                run, lines = (app, source, proc), []
+            lines.append(line.encode("utf-8", "surrogateescape"))
+        if run is not None:
+            _add_run(names, args, run, lines)
         return script(keys=names, args=args)
 
     return append_many
+
+
+def _add_run(names: list[str], args: list[str | int | bytes], run: tuple[str, str, str],
+             lines: list[bytes]) -> None:
+    app, source, proc = run
+    names.append(keys.app_log(app))
+    args += (source, proc, " ".join([str(len(line)) for line in lines]), b"".join(lines))
 
 
 class Shipper:

@@ -40,6 +40,23 @@ def test_appender_writes_a_batch_for_several_apps_in_one_command(r: redis.Redis)
     assert after - before in (1, 2)
 
 
+def test_appender_keeps_each_line_whole_and_in_order(r: redis.Redis) -> None:
+    # Runs of one app, source and proc travel as lengths and bytes: nothing in a line may
+    # split it or join it to the next.
+    entries = [
+        ("shop", "app", "web.1", ""),
+        ("shop", "app", "web.1", "two\nlines in one, 12 34"),
+        ("shop", "router", "router", "tab\tand a \x00 byte"),
+        ("blog", "router", "router", "another app between"),
+        ("shop", "app", "web.1", "ünïcode ✓"),
+        ("shop", "app", "web.2", "last"),
+    ]
+    logs.appender(r)(entries)
+    assert [(ln.source, ln.proc, ln.line) for ln in logs.recent(r, "shop")] == [
+        (source, proc, line) for app, source, proc, line in entries if app == "shop"]
+    assert [ln.line for ln in logs.recent(r, "blog")] == ["another app between"]
+
+
 def test_appender_keeps_the_stream_capped(r: redis.Redis) -> None:
     append_many = logs.appender(r)
     for _ in range(3):
