@@ -91,7 +91,7 @@ def appender(r: redis.Redis | redis.asyncio.Redis) -> Callable[[Sequence[Entry]]
                 if run is not None:
                     _add_run(names, args, run, lines)
                 run, lines = (app, source, proc), []
-            lines.append(line.encode("utf-8", "surrogateescape"))
+            lines.append(line.encode("utf-8", "replace"))  # a lone surrogate: "?"
         if run is not None:
             _add_run(names, args, run, lines)
         return script(keys=names, args=args)

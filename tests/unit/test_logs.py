@@ -55,6 +55,9 @@ def test_appender_keeps_each_line_whole_and_in_order(r: redis.Redis) -> None:
     assert [(ln.source, ln.proc, ln.line) for ln in logs.recent(r, "shop")] == [
         (source, proc, line) for app, source, proc, line in entries if app == "shop"]
     assert [ln.line for ln in logs.recent(r, "blog")] == ["another app between"]
+    # A line that is not valid text (a lone surrogate) is stored, not refused with its batch.
+    logs.appender(r)([("blog", "app", "web.1", "half \ud800 a character")])
+    assert logs.recent(r, "blog", 1)[0].line == "half ? a character"
 
 
 def test_appender_keeps_the_stream_capped(r: redis.Redis) -> None:
