@@ -763,6 +763,27 @@ def test_the_pruner_started_ahead_prunes_only_when_asked(tmp_path: Path, rich_ap
     assert "escape-html" not in {p.name for p in (app / "node_modules").iterdir()}
 
 
+def test_the_pruner_is_already_waiting_while_the_build_script_runs(tmp_path: Path) -> None:
+    app = copy_fixture(tmp_path / "app")
+    # The build script looks for the pruner of its own app among the processes it sees.
+    (app / "build.js").write_text(r"""
+const fs = require("fs");
+const waiting = fs.readdirSync("/proc").filter((pid) => /^\d+$/.test(pid)).some((pid) => {
+  try {
+    const argv = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    return argv.some((arg) => arg.endsWith("prune_dev.js")) && argv.includes("--when-asked")
+      && fs.readlinkSync(`/proc/${pid}/cwd`) === process.cwd();
+  } catch (e) {
+    return false;
+  }
+});
+console.log(`pruner waiting: ${waiting}`);
+""")
+    lines = run_compile(app, tmp_path / "cache", platform_env(tmp_path))
+    assert "       pruner waiting: true" in lines
+    assert PRUNED_LINE in lines
+
+
 def test_a_pruner_that_died_before_it_was_asked_leaves_the_pruning_to_npm(
     tmp_path: Path,
 ) -> None:

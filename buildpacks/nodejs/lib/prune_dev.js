@@ -1,9 +1,9 @@
-// node prune_dev.js LOCKFILE [--when-asked]: in the app directory, removes from node_modules what
-// `npm prune --omit=dev` removes there after `npm ci` (the packages LOCKFILE marks "dev",
-// their node_modules/.bin links and their entries in node_modules/.package-lock.json),
-// without starting npm, which costs 0.5-1.5 s. It acts only when the lockfile and
-// node_modules say the same thing; else it changes nothing, says why on stderr and exits 3,
-// and the caller runs npm prune.
+// node prune_dev.js LOCKFILE [--when-asked]: in the app directory, removes from
+// node_modules what `npm prune --omit=dev` removes there after `npm ci` (the packages
+// LOCKFILE marks "dev", their node_modules/.bin links and their entries in
+// node_modules/.package-lock.json), without starting npm, which costs 0.5-1.5 s. It acts
+// only when the lockfile and node_modules say the same thing; else it changes nothing,
+// says why on stderr and exits 3, and the caller runs npm prune.
 //
 // With --when-asked it reads LOCKFILE at once, then waits for a first line on its standard
 // input and prunes only if that is "prune". bin/compile starts it that way before the
@@ -174,13 +174,6 @@ function prune(lockfile, { packages, dev }) {
   return removed.size;
 }
 
-const lockfile = process.argv[2];
-let read;
-try {
-  read = devPackages(lockfile);
-} catch (e) {
-  read = e;
-}
 // The first line of standard input, or null when it ends without one.
 function firstLine() {
   const buffer = Buffer.alloc(256);
@@ -193,6 +186,13 @@ function firstLine() {
   }
 }
 
+const lockfile = process.argv[2];
+let read;
+try {
+  read = devPackages(lockfile);
+} catch (e) {
+  read = e;
+}
 if (process.argv[3] === "--when-asked" && firstLine() !== "prune") process.exit(0);
 try {
   if (read instanceof Error) throw read;
