@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import httptools
 
-from router import core
+from router import core, fastpath
 
 if TYPE_CHECKING:
     from router.proxy import ClientConnection
@@ -64,6 +64,13 @@ class BackendConnection(asyncio.Protocol):
         if not self.got_bytes:
             self.got_bytes = True
             client.first_byte()
+            if not self.is_head:
+                quick = fastpath.read_response(data)
+                if quick is not None:
+                    self.final = self.finished = True
+                    self.keep_alive = quick.keep_alive
+                    client.quick_response(self, quick, data)
+                    return
         client.last_activity = client.loop.time()
         client.hold()
         try:

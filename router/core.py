@@ -47,7 +47,7 @@ _CACHED_NAME = 260
 _HOSTS_SEEN: dict[bytes, str] = {}
 
 
-def _normalised(raw: bytes) -> str:
+def normalised_host(raw: bytes) -> str:
     """normalise_host of a Host header's bytes, remembered: clients repeat themselves."""
     host = _HOSTS_SEEN.get(raw)
     if host is None:
@@ -328,6 +328,11 @@ _REQUEST_HEADERS = {
     **_RESPONSE_HEADERS, **dict.fromkeys(FORWARDING, _DROP),
     b"x-forwarded-for": _FORWARDED_FOR, b"x-request-id": _ID, b"host": _HOST,
 }
+#: The header names prepare_request and prepare_response act on (all others pass as
+#: they are), for router.fastpath, which leaves any head naming one of them but the
+#: simplest to these two.
+RULED_REQUEST_HEADERS = frozenset(_REQUEST_HEADERS)
+RULED_RESPONSE_HEADERS = frozenset(_RESPONSE_HEADERS)
 
 
 #: What the router adds to Via on requests and responses (RFC 9110 7.6.3).
@@ -527,7 +532,7 @@ def prepare_request(
     )
     return RequestInfo(
         headers=out,
-        host=_normalised(host) if host is not None else "",
+        host=normalised_host(host) if host is not None else "",
         request_id=request_id,
         forwarded_for=fwd,
         chunked=chunked,

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import httptools
 
 from paas.routes import Backend
-from router import core
+from router import core, fastpath
 from router.backend import BackendConnection
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ class Exchange:
         "request_done", "response_done", "close_after", "pending", "replay", "replay_size",
         "app", "backend", "conn", "connecting", "attempts", "retried", "reused", "status",
         "mode", "bytes_out", "error", "t_start", "t_connected", "t_sent", "counted",
-        "body_in", "rejected",
+        "body_in", "rejected", "head",
     )
 
     def __init__(self) -> None:
@@ -78,6 +78,7 @@ class Exchange:
         self.counted: str | None = None  # the address whose outstanding count has this
         self.body_in = 0
         self.rejected: core.RouterError | None = None  # answered locally, never forwarded
+        self.head = b""  # the head for the backend, when router.fastpath made it
 
 
 class ClientConnection(asyncio.Protocol):
@@ -141,6 +142,14 @@ class ClientConnection(asyncio.Protocol):
             self.upgrade_rest += data  # held until the backend agrees to switch protocols
             self._pause()
             return
+        if not self.queue and self.incoming is None and data[-4:] == b"\r\n\r\n":
+            quick = fastpath.read_request(
+                data, peer=self.peer, now=time.time(), proto=self.proto,
+                listen_port=self.server.https_port if self.tls else self.server.port,
+            )
+            if quick is not None:
+                self._take_quick(quick)
+                return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -271,6 +280,21 @@ class ClientConnection(asyncio.Protocol):
         if ex.conn is not None:
             ex.t_sent = self.loop.time()
         self._maybe_finish(ex)
+
+    def _take_quick(self, quick: fastpath.QuickRequest) -> None:
+        """A whole bodiless request router.fastpath has read and rewritten: what the
+        parser callbacks would have made of it, in one step."""
+        ex = Exchange()
+        ex.t_start = self.last_activity
+        ex.method, ex.url, ex.head = quick.method, quick.target, quick.head
+        ex.is_head = quick.method == b"HEAD"
+        ex.keep_alive = quick.keep_alive
+        ex.info = core.RequestInfo(
+            [], quick.host, quick.request_id, quick.forwarded_for, False, None
+        )
+        ex.request_done = True
+        self.queue.append(ex)
+        self._start(ex)
 
     # --- refusing requests
     def _reject(self, error: core.RouterError, ex: Exchange | None = None) -> None:
@@ -414,7 +438,7 @@ class ClientConnection(asyncio.Protocol):
         conn.client = self
         conn.reset(ex.is_head)
         ex.t_connected = self.loop.time()
-        head = core.request_head(ex.method, ex.url, ex.info.headers)
+        head = ex.head or core.request_head(ex.method, ex.url, ex.info.headers)
         if not ex.reused:
             ex.replay = None  # only a pooled connection can be stale and worth a retry
         pending, ex.pending = ex.pending, []
@@ -480,16 +504,37 @@ class ClientConnection(asyncio.Protocol):
             headers, status=status, is_head=ex.is_head, http10=ex.http10
         )
         ex.mode = info.framing
+        self._write(ex, core.response_head(status, reason, info.headers, self._ending(ex)))
+
+    def _ending(self, ex: Exchange) -> bytes:
+        """Whether the client connection ends with this answer (ex.close_after, from its
+        framing and the request), and the Connection line the answer carries to say so."""
         close = (
             ex.mode >= UNTIL_CLOSE or not ex.keep_alive or not ex.request_done or ex.upgrade
             or self.server.stopping
         )
         ex.close_after = close
         if close:
-            extra = b"Connection: close\r\n"
-        else:
-            extra = b"Connection: keep-alive\r\n" if ex.http10 else b""
-        self._write(ex, core.response_head(status, reason, info.headers, extra))
+            return b"Connection: close\r\n"
+        return b"Connection: keep-alive\r\n" if ex.http10 else b""
+
+    def quick_response(
+        self, conn: BackendConnection, quick: fastpath.QuickResponse, data: bytes
+    ) -> None:
+        """A whole response router.fastpath has read (a Content-Length body, all in
+        `data`): response_head, response_body and response_complete in one step."""
+        ex = self.queue[0]
+        ex.status = quick.status
+        ex.mode = core.Framing.LENGTH
+        head = quick.head + self._ending(ex) + b"\r\n"
+        body = len(data) - quick.body_start
+        if not self.transport.is_closing():
+            if body <= 4096:  # one copy is cheaper than a second buffer to write
+                self.transport.write(head + data[quick.body_start:])
+            else:
+                self.transport.writelines((head, memoryview(data)[quick.body_start:]))
+        ex.bytes_out += len(head) + body
+        self.response_complete(conn)
 
     def response_body(self, body: bytes) -> None:
         ex = self.queue[0]
