@@ -38,22 +38,22 @@ _REQUEST = re.compile(
 _RESPONSE = re.compile(rb"HTTP/1\.1 ([2-5][0-9][0-9]) ([\t\x20-\x7e]*)\r\n" + _FIELDS)
 
 
-#: Every header name in a head, lowercased (from the lowercased head).
-_NAME = re.compile(rb"\n([!#$%&'*+\-.^_`|~0-9a-z]+):")
-# The names the general path acts on that this one leaves to it.
-_REQUEST_OTHERS = core.RULED_REQUEST_HEADERS - {b"host", b"connection"}
-_RESPONSE_OTHERS = core.RULED_RESPONSE_HEADERS - {b"content-length", b"connection", b"keep-alive"}
+
+
+def _ruled(names: frozenset[bytes]) -> re.Pattern[bytes]:
+    """A search, in a lowercased head, for the lines of headers named in `names`: the name
+    (group 1) and the value without its surrounding whitespace (group 2); a match spans
+    the LF before the line through its CR (the LF after it may start the next match)."""
+    alternatives = b"|".join(re.escape(name) for name in sorted(names))
+    return re.compile(rb"\n(" + alternatives + rb"):[ \t]*([^\r]*?)[ \t]*\r")
+
+
+# The lines the general path would act on, found in one pass over a lowercased head.
+_REQUEST_RULED = _ruled(core.RULED_REQUEST_HEADERS)
+_RESPONSE_RULED = _ruled(core.RULED_RESPONSE_HEADERS)
 _KEEP_ALIVE, _CLOSE = b"keep-alive", b"close"
 _VIA_LINE = b"Via: " + core.VIA + b"\r\n"
 _STAMPS = b"%s\r\nX-Request-Start: t=%d\r\n" + _VIA_LINE + b"\r\n"  # after X-Request-Id:
-
-
-def _line(data: bytes, lowered: bytes, name: bytes) -> tuple[int, int, bytes]:
-    """Where the header line `name` (lowercase, there once) starts and ends (after its
-    CRLF) in `data`, and its value without the surrounding whitespace."""
-    start = lowered.find(b"\n" + name + b":") + 1
-    stop = data.index(b"\r", start)
-    return start, stop + 2, data[start + len(name) + 1:stop].strip()
 
 
 @dataclass(slots=True)
@@ -103,37 +103,38 @@ def read_request(
     """`data` read as exactly one bodiless request head, rewritten as
     `core.prepare_request` would (X-Forwarded-*, a new X-Request-Id, X-Request-Start, Via;
     Connection dropped); None when it is anything else. `now` is unix time in seconds."""
-    if len(data) > MAX_QUICK_HEAD:
+    if len(data) > MAX_QUICK_HEAD or data.count(b"\n") > MAX_QUICK_LINES + 2:
         return None
     match = _REQUEST.fullmatch(data)
     if match is None:
         return None
-    lowered = data.lower()
-    names = _NAME.findall(lowered)
-    if (len(names) > MAX_QUICK_LINES or names.count(b"host") != 1
-            or not _REQUEST_OTHERS.isdisjoint(names)):
-        return None  # framing, forwarding, upgrades, no Host or two: the long way
+    host: bytes | None = None
+    keep_alive = True
+    cut: tuple[int, int] | None = None  # the Connection line, which does not go on
+    for found in _REQUEST_RULED.finditer(data.lower()):
+        name = found.group(1)
+        if name == b"host" and host is None:
+            host = found.group(2)
+        elif name == b"connection" and cut is None:
+            value = found.group(2)
+            if value == _CLOSE:
+                keep_alive = False
+            elif value != _KEEP_ALIVE:
+                return None  # a list of names to drop, or an upgrade
+            cut = found.span()
+        else:
+            return None  # framing, forwarding, upgrades, a second Host: the long way
+    if host is None:
+        return None
     request_id = core.new_request_id()
     added = _forwarding(peer, listen_port, proto) + _STAMPS % (
         request_id.encode("ascii"), int(now * 1000))
-    keep_alive = True
-    connection = names.count(b"connection")
-    if connection == 0:
+    if cut is None:
         head = data[:-2] + added
-    elif connection == 1:
-        start, stop, value = _line(data, lowered, b"connection")
-        value = value.lower()
-        if value == _CLOSE:
-            keep_alive = False
-        elif value != _KEEP_ALIVE:
-            return None  # a list of names to drop, or an upgrade
-        head = data[:start] + data[stop:-2] + added
     else:
-        return None
-    return QuickRequest(
-        match.group(1), match.group(2), core.normalised_host(_line(data, lowered, b"host")[2]),
-        request_id, peer, keep_alive, head,
-    )
+        head = data[:cut[0] + 1] + data[cut[1] + 1:-2] + added
+    return QuickRequest(match.group(1), match.group(2), core.normalised_host(host),
+                        request_id, peer, keep_alive, head)
 
 
 def read_response(data: bytes) -> QuickResponse | None:
@@ -146,44 +147,30 @@ def read_response(data: bytes) -> QuickResponse | None:
         return None
     end += 4
     match = _RESPONSE.fullmatch(data, 0, end)
-    if match is None:
+    if match is None or data.count(b"\n", 0, end) > MAX_QUICK_LINES + 2:
         return None
     status = int(match.group(1))
-    lowered = data[:end].lower()
-    names = _NAME.findall(lowered)
-    if (status == 204 or status == 304 or len(names) > MAX_QUICK_LINES
-            or names.count(b"content-length") != 1 or not _RESPONSE_OTHERS.isdisjoint(names)):
-        return None  # chunked, upgrades, no length or two...
-    length = _line(data, lowered, b"content-length")[2]
-    if not length.isdigit() or len(data) - end != int(length):
-        return None  # only part of the body is here, or more than the body
-    cuts = []
+    if status == 204 or status == 304:
+        return None
+    length: bytes | None = None
     keep_alive = True
-    connection = names.count(b"connection")
-    if connection == 1:
-        start, stop, value = _line(data, lowered, b"connection")
-        value = value.lower()
-        if value == _CLOSE:
-            keep_alive = False
-        elif value != _KEEP_ALIVE:
-            return None  # a list of names to drop
-        cuts.append((start, stop))
-    elif connection:
-        return None
-    hint = names.count(b"keep-alive")
-    if hint == 1:
-        start, stop, _ = _line(data, lowered, b"keep-alive")
-        cuts.append((start, stop))
-    elif hint:
-        return None
-    if not cuts:
-        head = data[:end - 2]
-    else:
-        cuts.sort()
-        pieces, at = [], 0
-        for start, stop in cuts:
-            pieces.append(data[at:start])
-            at = stop
-        pieces.append(data[at:end - 2])
-        head = b"".join(pieces)
-    return QuickResponse(status, keep_alive, head + _VIA_LINE, end)
+    head, at = b"", 0  # the head without the hop-by-hop lines, and where it is up to
+    for found in _RESPONSE_RULED.finditer(data[:end].lower()):
+        name = found.group(1)
+        if name == b"content-length" and length is None:
+            length = found.group(2)
+            continue
+        if name == b"connection":
+            value = found.group(2)
+            if value == _CLOSE:
+                keep_alive = False
+            elif value != _KEEP_ALIVE:
+                return None  # a list of names to drop, an upgrade
+        elif name != b"keep-alive":
+            return None  # chunked, a second length, an upgrade...
+        start, stop = found.span()
+        head += data[at:start + 1]
+        at = stop + 1
+    if length is None or not length.isdigit() or len(data) - end != int(length):
+        return None  # no length, or only part of the body is here, or more than it
+    return QuickResponse(status, keep_alive, head + data[at:end - 2] + _VIA_LINE, end)
