@@ -8,7 +8,8 @@
 (b) added latency: a rate-limited open-loop loader of our own (wrk2 is not packaged)
     at half our peak rate, through the router and straight to the backend; latencies are
     counted from each request's scheduled time, so a stall is not hidden. Target: p99
-    added <= 2 ms.
+    added <= 2 ms. nginx (as many workers) at the same rate shows what this machine's
+    scheduling adds to any proxy sharing its cores with the loader and the backend.
 (c) memory: RSS of the router's processes (and of nginx's) before and after 1,000 idle
     keep-alive connections that each made one request.
 (d) routes: the router's req/s with 10 routes in the table and with 10,000.
@@ -427,10 +428,16 @@ def run(args: argparse.Namespace, work: Path, url: str, r: redis.Redis, cores: i
         with router(work, url, cores) as (rport, _pids):
             through = open_loop(rport, HOST, rate, d)
         straight = open_loop(backend_port, HOST, rate, d)
+        nport = free_port()
+        with nginx(work, "proxy-b", cores, PROXY.format(port=nport, backend=backend_port),
+                   access_log=True):
+            wait_port(nport)
+            by_nginx = open_loop(nport, HOST, rate, d)
         for name, q in (("p50", 0.5), ("p99", 0.99)):
             added = pct(through, q) - pct(straight, q)
             print(f"  {name}: router {pct(through, q):.2f} ms, direct {pct(straight, q):.2f} ms,"
-                  f" added {added:.2f} ms")
+                  f" added {added:.2f} ms (nginx, {cores} workers, at the same rate: added "
+                  f"{pct(by_nginx, q) - pct(straight, q):.2f} ms)")
 
         print("\n(c) memory of 1,000 idle keep-alive connections")
         with router(work, url, 1) as (rport, pids):
