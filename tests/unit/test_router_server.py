@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import hashlib
 import http.client
 import json
@@ -203,7 +204,13 @@ def start_router(
 
     yield start
     for router in started:
-        run(loop, router.stop(drain=1.0))
+        try:
+            run(loop, router.stop(drain=1.0))
+        except TimeoutError:
+            # Once in a full run a stop did not end in time: say where every thread was
+            # (the loop's among them), so the next time shows what it waits for.
+            faulthandler.dump_traceback(all_threads=True)
+            raise
 
 
 @contextlib.contextmanager
