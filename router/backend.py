@@ -1,7 +1,8 @@
 """The backend half of the proxy: a connection to a dyno, and the pool of idle ones.
 
-A BackendConnection parses responses with httptools and hands every event to the
-ClientConnection it serves (router.proxy); between requests it waits in the BackendPool.
+A BackendConnection parses responses with httptools (a whole Content-Length answer in
+one read with router.fastpath) and hands every event to the ClientConnection it serves
+(router.proxy); between requests it waits in the BackendPool.
 """
 
 from __future__ import annotations

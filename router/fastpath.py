@@ -3,8 +3,8 @@
 Most requests are a small head alone in one read: no body, no framing headers, nothing
 the router has to think about. Most answers are a small head with a Content-Length body,
 all in one read. For those, a strict regular expression checks the whole head at once, one
-more lists its header names, and the head is passed on as it came, with the router's lines
-added (or its hop-by-hop lines cut out).
+more finds the lines of the headers the router acts on, and the head is passed on as it
+came, with the router's lines added (or its hop-by-hop lines cut out).
 
 Anything else returns None and takes the general path (httptools and `router.core`),
 which knows every rule. So the grammar accepted here is deliberately narrower than
@@ -36,8 +36,6 @@ _REQUEST = re.compile(
     rb"(/[A-Za-z0-9\-._~:/?@!$&'()*+,;=%]*) HTTP/1\.1\r\n" + _FIELDS
 )
 _RESPONSE = re.compile(rb"HTTP/1\.1 ([2-5][0-9][0-9]) ([\t\x20-\x7e]*)\r\n" + _FIELDS)
-
-
 
 
 def _ruled(names: frozenset[bytes]) -> re.Pattern[bytes]:
@@ -114,7 +112,7 @@ def read_request(
     for found in _REQUEST_RULED.finditer(data.lower()):
         name = found.group(1)
         if name == b"host" and host is None:
-            host = found.group(2)
+            host = found.group(2)  # lowercased, as normalising it would anyway
         elif name == b"connection" and cut is None:
             value = found.group(2)
             if value == _CLOSE:

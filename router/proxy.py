@@ -2,9 +2,10 @@
 
 asyncio Protocols with httptools parsers on both sides (the backend side is in
 router.backend), so bytes go from one transport to the other without a coroutine per
-chunk; each transport's pause/resume is coupled to the reading of the other side so a fast
-peer can't fill memory. Every decision (where a host goes, which backend, which headers,
-which error) is asked of `router.core`.
+chunk; the common exchange, a bodiless request and a whole Content-Length answer each in
+one read, skips the parsers (router.fastpath). Each transport's pause/resume is coupled
+to the reading of the other side so a fast peer can't fill memory. Every decision (where
+a host goes, which backend, which headers, which error) is asked of `router.core`.
 """
 
 from __future__ import annotations
