@@ -62,7 +62,6 @@ class QuickRequest:
     target: bytes
     host: str  # normalised
     request_id: str
-    forwarded_for: str
     keep_alive: bool
     head: bytes  # request line and headers, rewritten for the backend
 
@@ -132,7 +131,7 @@ def read_request(
     else:
         head = data[:cut[0] + 1] + data[cut[1] + 1:-2] + added
     return QuickRequest(match.group(1), match.group(2), core.normalised_host(host),
-                        request_id, peer, keep_alive, head)
+                        request_id, keep_alive, head)
 
 
 def read_response(data: bytes) -> QuickResponse | None:

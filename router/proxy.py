@@ -290,9 +290,7 @@ class ClientConnection(asyncio.Protocol):
         ex.method, ex.url, ex.head = quick.method, quick.target, quick.head
         ex.is_head = quick.method == b"HEAD"
         ex.keep_alive = quick.keep_alive
-        ex.info = core.RequestInfo(
-            [], quick.host, quick.request_id, quick.forwarded_for, False, None
-        )
+        ex.info = core.RequestInfo([], quick.host, quick.request_id, self.peer, False, None)
         ex.request_done = True
         self.queue.append(ex)
         self._start(ex)
