@@ -405,7 +405,8 @@ class ClientConnection(asyncio.Protocol):
         error = None
         addr = ex.backend.addr  # type: ignore[union-attr]
         try:
-            conn = await asyncio.wait_for(srv.pool.open(addr), srv.connect_timeout)
+            async with asyncio.timeout(srv.connect_timeout):
+                conn = await srv.pool.open(addr)
         except TimeoutError:
             error = core.CONNECT_TIMEOUT
         except (OSError, ValueError):

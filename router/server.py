@@ -42,6 +42,8 @@ T = TypeVar("T")
 LOG_BACKLOG = 10_000
 #: Seconds a batch of log lines may take to reach Redis before it is given up.
 LOG_SHIP_TIMEOUT = 5.0
+#: Seconds a stop waits for its own tasks (log shipping, route updates) once cancelled.
+STOP_TASKS_TIMEOUT = 2.0
 #: How long the router trusts what it learnt of an app's crashed dynos (H10 or H14).
 CRASH_CHECK_SECONDS = 1.0
 
@@ -143,7 +145,8 @@ class RouterServer:
                 self.loop.create_task(self._ship_logs()),
             ]
             try:  # better to start a little late than to 404 every app at first
-                await asyncio.wait_for(loaded.wait(), 3.0)
+                async with asyncio.timeout(3.0):
+                    await loaded.wait()
             except TimeoutError:
                 log.warning("starting without routes: Redis did not answer in time")
         self._server = await self.loop.create_server(
@@ -248,7 +251,13 @@ class RouterServer:
         await asyncio.sleep(0)  # let the aborted connections' connection_lost run
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # bounded: a task that took its cancel for something else must not hold the stop
+        going_on: set[asyncio.Task[None]] = set()
+        if self._tasks:
+            _, going_on = await asyncio.wait(self._tasks, timeout=STOP_TASKS_TIMEOUT)
+        for task in going_on:
+            log.error("the router's task %s went on after its cancel; stopping without it",
+                      task.get_coro())
         self._tasks.clear()
         self.pool.close_all()
         if self._redis is not None:
@@ -284,7 +293,8 @@ class RouterServer:
         if not batch:
             return
         try:
-            await asyncio.wait_for(self._append_logs(batch), LOG_SHIP_TIMEOUT)  # type: ignore[arg-type]
+            async with asyncio.timeout(LOG_SHIP_TIMEOUT):
+                await self._append_logs(batch)  # type: ignore[misc]
         except (redis.RedisError, OSError, TimeoutError) as exc:
             self._redis_failed("shipping log lines", exc)
         else:

@@ -424,6 +424,32 @@ def test_route_changes_are_picked_up_without_restart(start_router, backends, r) 
     poll(lambda: status() == 404)
 
 
+def test_a_stop_ends_every_task_even_as_a_log_batch_lands(start_router, loop) -> None:
+    # A batch of log lines that reaches Redis in the very step the stop cancels the
+    # shipper: asyncio.wait_for (3.11) took that cancel for its own result, the shipper
+    # waited for lines that never came, and the stop never ended.
+    router = start_router()
+
+    async def stop_as_the_batch_lands() -> list[asyncio.Task[None]]:
+        landed = asyncio.get_running_loop().create_future()
+        sent = asyncio.Event()
+
+        async def append(batch: list[logs.Entry]) -> None:  # Redis, answering on cue
+            sent.set()
+            await landed
+
+        router._append_logs = append
+        router.ship_log("late", "a line")
+        await sent.wait()
+        tasks = list(router._tasks)
+        landed.set_result(None)
+        await router.stop(drain=0)
+        return tasks
+
+    tasks = run(loop, stop_as_the_batch_lands())
+    assert tasks and all(task.done() for task in tasks)
+
+
 def test_a_backend_out_of_its_route_keeps_no_connection_once_its_requests_end(
     start_router, backends, r
 ) -> None:
