@@ -405,8 +405,7 @@ class ClientConnection(asyncio.Protocol):
         error = None
         addr = ex.backend.addr  # type: ignore[union-attr]
         try:
-            async with asyncio.timeout(srv.connect_timeout):
-                conn = await srv.pool.open(addr)
+            conn = await asyncio.wait_for(srv.pool.open(addr), srv.connect_timeout)
         except TimeoutError:
             error = core.CONNECT_TIMEOUT
         except (OSError, ValueError):
