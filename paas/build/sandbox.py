@@ -132,8 +132,12 @@ class BuildSandbox:
         """Kill whatever the compile left running (its cgroup) and remove the container."""
         if self._lift is not None:
             self._lift.cancel()
-        subprocess.run([self.driver.runc, "--root", str(self.driver.state_root), "delete",
-                        "--force", self.cid], capture_output=True, timeout=30)
+        # `runc run` removes its container once the compile has ended; one still there
+        # (runc killed at the build's time limit) is killed and removed here. A runc
+        # start saved on every build.
+        if (self.driver.state_root / self.cid).exists():
+            subprocess.run([self.driver.runc, "--root", str(self.driver.state_root),
+                            "delete", "--force", self.cid], capture_output=True, timeout=30)
         cgroups.remove(f"/{self.cid}")
         shutil.rmtree(self.bundle, ignore_errors=True)
 

@@ -77,3 +77,65 @@ def test_a_compile_runs_idle_then_with_a_cpu_weight_below_a_dynos(
         sandbox.cleanup()
     for group in (Path(f"/sys/fs/cgroup/cpu/{sandbox.cid}"), Path(f"/sys/fs/cgroup/{sandbox.cid}")):
         assert not group.exists()  # cleanup removed it
+
+
+def start_compile(
+    tmp_path: Path, script: str, name: str
+) -> tuple[BuildSandbox, subprocess.Popen[str]]:
+    """A compile running `script` in its sandbox, its output readable."""
+    buildpack = tmp_path / "bp"
+    (buildpack / "bin").mkdir(parents=True)
+    compile_script = buildpack / "bin" / "compile"
+    compile_script.write_text(script)
+    compile_script.chmod(0o755)
+    build, cache, env = (tmp_path / folder for folder in ("build", "cache", "env"))
+    for folder in (build, cache, env):
+        folder.mkdir()
+    sandbox = BuildSandbox(tmp_path / "home", uid=os.getuid() + 40000, name=name)
+    argv = sandbox.command(compile_script, build, cache, env, {"PATH": "/usr/bin:/bin"})
+    return sandbox, subprocess.Popen(argv, stdout=subprocess.PIPE, text=True,
+                                     start_new_session=True)
+
+
+def test_a_compile_that_ended_leaves_nothing_and_its_cleanup_starts_no_runc(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sandbox, proc = start_compile(tmp_path, "#!/bin/bash\necho compiled\n", "ended")
+    out, _ = proc.communicate(timeout=30)
+    assert (out, proc.returncode) == ("compiled\n", 0)
+    assert not (sandbox.driver.state_root / sandbox.cid).exists()  # runc run removed it
+    started: list[list[str]] = []
+    run = subprocess.run
+
+    def recording_run(argv: list[str], **kw: object) -> object:
+        started.append(argv)
+        return run(argv, **kw)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(sandbox_module.subprocess, "run", recording_run)
+    sandbox.cleanup()
+    assert started == []
+    assert not sandbox.bundle.exists() and not cpu_group(sandbox.cid).exists()
+
+
+def test_a_compile_whose_runc_was_killed_is_killed_and_removed_by_its_cleanup(
+    tmp_path: Path,
+) -> None:
+    sandbox, proc = start_compile(tmp_path, "#!/bin/bash\necho started\nexec sleep 300\n",
+                                  "killed")
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "started\n"
+        pids = [int(pid) for pid in
+                (cpu_group(sandbox.cid) / "cgroup.procs").read_text().split()]
+        assert pids
+        proc.kill()  # as at the build's time limit: runc goes, its container stays
+        proc.wait()
+        assert (sandbox.driver.state_root / sandbox.cid).exists()
+        assert all(Path(f"/proc/{pid}").exists() for pid in pids)
+    finally:
+        proc.kill()
+        proc.communicate()
+        sandbox.cleanup()
+    assert not (sandbox.driver.state_root / sandbox.cid).exists()
+    wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in pids), timeout=10,
+               interval=0.05, what="the compile to be killed")
+    assert not cpu_group(sandbox.cid).exists()
