@@ -39,22 +39,31 @@ def cpu_group(cid: str) -> Path:
     return v1 if v1.exists() else Path(f"/sys/fs/cgroup/{cid}")
 
 
+def start_compile(
+    tmp_path: Path, script: str, name: str
+) -> tuple[BuildSandbox, subprocess.Popen[str]]:
+    """A compile running `script` in its sandbox, its input and output pipes."""
+    buildpack = tmp_path / "bp"
+    (buildpack / "bin").mkdir(parents=True)
+    compile_script = buildpack / "bin" / "compile"
+    compile_script.write_text(script)
+    compile_script.chmod(0o755)
+    build, cache, env = (tmp_path / folder for folder in ("build", "cache", "env"))
+    for folder in (build, cache, env):
+        folder.mkdir()
+    sandbox = BuildSandbox(tmp_path / "home", uid=os.getuid() + 40000, name=name)
+    argv = sandbox.command(compile_script, build, cache, env, {"PATH": "/usr/bin:/bin"})
+    return sandbox, subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True, start_new_session=True)
+
+
 def test_a_compile_runs_idle_then_with_a_cpu_weight_below_a_dynos(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(sandbox_module, "BUILD_IDLE_SECONDS", 1.0)
     assert BUILD_CPU_SHARES < Limits().cpu_shares
-    buildpack = tmp_path / "bp"
-    (buildpack / "bin").mkdir(parents=True)
-    compile_script = buildpack / "bin" / "compile"
-    compile_script.write_text("#!/bin/bash\necho compiling in \"$1\"\nread -r _\n")
-    compile_script.chmod(0o755)
-    build, cache, env = (tmp_path / name for name in ("build", "cache", "env"))
-    for folder in (build, cache, env):
-        folder.mkdir()
-    sandbox = BuildSandbox(tmp_path / "home", uid=os.getuid() + 40000, name="weight")
-    argv = sandbox.command(compile_script, build, cache, env, {"PATH": "/usr/bin:/bin"})
-    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    sandbox, proc = start_compile(
+        tmp_path, "#!/bin/bash\necho compiling in \"$1\"\nread -r _\n", "weight")
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "compiling in /build"
@@ -77,24 +86,6 @@ def test_a_compile_runs_idle_then_with_a_cpu_weight_below_a_dynos(
         sandbox.cleanup()
     for group in (Path(f"/sys/fs/cgroup/cpu/{sandbox.cid}"), Path(f"/sys/fs/cgroup/{sandbox.cid}")):
         assert not group.exists()  # cleanup removed it
-
-
-def start_compile(
-    tmp_path: Path, script: str, name: str
-) -> tuple[BuildSandbox, subprocess.Popen[str]]:
-    """A compile running `script` in its sandbox, its output readable."""
-    buildpack = tmp_path / "bp"
-    (buildpack / "bin").mkdir(parents=True)
-    compile_script = buildpack / "bin" / "compile"
-    compile_script.write_text(script)
-    compile_script.chmod(0o755)
-    build, cache, env = (tmp_path / folder for folder in ("build", "cache", "env"))
-    for folder in (build, cache, env):
-        folder.mkdir()
-    sandbox = BuildSandbox(tmp_path / "home", uid=os.getuid() + 40000, name=name)
-    argv = sandbox.command(compile_script, build, cache, env, {"PATH": "/usr/bin:/bin"})
-    return sandbox, subprocess.Popen(argv, stdout=subprocess.PIPE, text=True,
-                                     start_new_session=True)
 
 
 def test_a_compile_that_ended_leaves_nothing_and_its_cleanup_starts_no_runc(
