@@ -207,8 +207,8 @@ def start_router(
         try:
             run(loop, router.stop(drain=1.0))
         except TimeoutError:
-            # Once in a full run a stop did not end in time: say where every thread was
-            # (the loop's among them), so the next time shows what it waits for.
+            # Say where every thread was (the loop's among them): a stop that does not
+            # end is waiting on something, and the dump shows what.
             faulthandler.dump_traceback(all_threads=True)
             raise
 
