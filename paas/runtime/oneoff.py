@@ -136,6 +136,12 @@ def _start_runc(settings: Settings, spec: DynoSpec, workdir: Path, stdin_fd: int
         # must be runc's: it makes one inside (the command's controlling terminal), relays
         # it to our stdio and resizes it from our stdin on SIGWINCH.
         config["process"]["terminal"] = True
+        # runc resizes that terminal from ours only once the command has started, which
+        # a first `stty size` could beat (it read 0 0): the OCI consoleSize gives the
+        # terminal our size before the command runs.
+        rows, cols = termios.tcgetwinsize(stdin_fd)
+        if rows and cols:
+            config["process"]["consoleSize"] = {"height": rows, "width": cols}
     (workdir / "bundle" / "config.json").write_text(json.dumps(config))
     state_root = settings.run_dir / "runc"
     state_root.mkdir(parents=True, exist_ok=True)
