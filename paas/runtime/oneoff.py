@@ -242,7 +242,23 @@ def _stop_container(settings: Settings, spec: DynoSpec, proc: subprocess.Popen[b
 
 
 def _kill_session(sid: int) -> None:
-    """SIGKILL every process of session `sid` (job control gives them groups of their own)."""
+    """SIGKILL every process of session `sid` (job control gives them groups of their own),
+    pass after pass until one finds none: a process that forked as a pass went by has a
+    child that pass did not see, and a killed process forks no more."""
+    for _ in range(20):
+        members = session_members(sid)
+        if not members:
+            return
+        for pid in members:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def session_members(sid: int) -> list[int]:
+    """The live processes of session `sid` (zombies, already dead, left out)."""
+    members = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -250,11 +266,9 @@ def _kill_session(sid: int) -> None:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        if fields[3] == str(sid):
-            try:
-                os.kill(int(entry.name), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        if fields[3] == str(sid) and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
 
 
 def _kill_processes_in(folder: Path) -> None:
